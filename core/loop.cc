@@ -1,0 +1,159 @@
+#include "core/loop.h"
+
+#include <cstdio>
+
+#include "core/post.h"
+#include "core/uring_backend.h"
+
+namespace uraft {
+namespace {
+
+thread_local Loop* t_current = nullptr;
+
+std::uint64_t mix64(std::uint64_t x) noexcept {
+  x ^= x >> 33;
+  x *= 0xff51afd7ed558ccdULL;
+  x ^= x >> 33;
+  x *= 0xc4ceb9fe1a85ec53ULL;
+  return x ^ (x >> 33);
+}
+
+void describe_loop(const void* ctx, char* buf, unsigned size) {
+  const auto* loop = static_cast<const Loop*>(ctx);
+  std::snprintf(buf, size, "seed %llu, loop time %lld ns",
+                static_cast<unsigned long long>(loop->seed()),
+                static_cast<long long>(loop->now().time_since_epoch().count()));
+}
+
+}  // namespace
+
+// Makes `loop` the current one for a turn; nested turns of the same loop are allowed,
+// turns of two loops on one thread are not interleaved.
+struct Loop::RunScope {
+  explicit RunScope(Loop& loop) : previous(t_current) {
+    URAFT_ASSERT(previous == nullptr || previous == &loop);
+    t_current = &loop;
+    AssertContext::set(&describe_loop, &loop);
+  }
+  ~RunScope() {
+    t_current = previous;
+    if (previous == nullptr) AssertContext::clear();
+  }
+  Loop* previous;
+};
+
+std::unique_ptr<Loop> Loop::simulated(LoopOptions options) {
+  return std::make_unique<Loop>(std::make_unique<SimBackend>(), options);
+}
+
+std::unique_ptr<Loop> Loop::uring(LoopOptions options) {
+  return std::make_unique<Loop>(std::make_unique<UringBackend>(options.uring_entries), options);
+}
+
+Loop::Loop(std::unique_ptr<Backend> backend, LoopOptions options)
+    : backend_(std::move(backend)), options_(options), rng_(options.seed) {}
+
+Loop::~Loop() {
+  // Anything still queued belongs to tasks whose owners are gone: a structured program
+  // has joined them all. Timer nodes live in those frames, so do not touch them.
+  URAFT_ASSERT(ready_.empty());
+}
+
+Loop& Loop::current() noexcept {
+  URAFT_ASSERT(t_current != nullptr);
+  return *t_current;
+}
+
+Loop* Loop::current_or_null() noexcept { return t_current; }
+
+void Loop::schedule(std::coroutine_handle<> h) {
+  URAFT_ASSERT(h != nullptr);
+  ready_.push_back(h);
+}
+
+void Loop::arm(TimerNode& node) {
+  node.seq = timer_seq_++;
+  timers_.push(node);
+}
+
+void Loop::disarm(TimerNode& node) noexcept {
+  if (node.armed()) timers_.remove(node);
+}
+
+void Loop::trace(std::uint64_t event) noexcept {
+  trace_hash_ = mix64(trace_hash_ ^ mix64(event));
+}
+
+PostQueue& Loop::post_queue() {
+  if (!post_) post_ = std::make_unique<PostQueue>(*this);
+  return *post_;
+}
+
+void Loop::fire_expired_timers() {
+  const TimePoint now = backend_->now();
+  while (TimerNode* top = timers_.top()) {
+    if (top->deadline > now) break;
+    timers_.pop();
+    trace(static_cast<std::uint64_t>(top->deadline.time_since_epoch().count()));
+    trace(top->seq);
+    ready_.push_back(top->waiter);
+  }
+}
+
+bool Loop::has_work() const noexcept {
+  return !ready_.empty() || !timers_.empty() || backend_->inflight() > 0 ||
+         (post_ && post_->keeps_alive());
+}
+
+bool Loop::run_once(bool block) {
+  RunScope scope(*this);
+  // Run what is ready now; what these resumptions schedule waits for the next turn, so a
+  // task that keeps rescheduling itself cannot starve I/O and timers.
+  turn_resumptions_ = 0;
+  for (std::size_t n = ready_.size(); n > 0; --n) {
+    std::coroutine_handle<> h = ready_.front();
+    ready_.pop_front();
+    ++resumptions_;
+    ++turn_resumptions_;
+    h.resume();
+  }
+  const bool wait = block && ready_.empty();
+  std::optional<TimePoint> deadline;
+  if (TimerNode* top = timers_.top()) deadline = top->deadline;
+  backend_->poll(deadline, wait);
+  fire_expired_timers();
+  return has_work();
+}
+
+void Loop::run_until(const bool& done, std::coroutine_handle<> root) {
+  while (!done) {
+    if (run_once(true) || done) continue;
+    root.destroy();
+    throw Deadlock("loop: the main task waits, but nothing is ready, no timer is armed "
+                     "and no I/O is in flight: it can never wake");
+  }
+}
+
+Detached Loop::run_root_void(Task<void> main, Outcome<bool>* out) {
+  try {
+    co_await std::move(main);
+  } catch (...) {
+    out->exception = std::current_exception();
+  }
+  out->done = true;
+}
+
+int Loop::poll_fd() const noexcept {
+  UringBackend* uring = backend_->uring();
+  return uring != nullptr ? uring->ring_fd() : -1;
+}
+
+std::optional<Duration> Loop::poll_timeout() const noexcept {
+  if (!ready_.empty()) return Duration::zero();
+  TimerNode* top = timers_.top();
+  if (top == nullptr) return std::nullopt;
+  const Duration left = top->deadline - backend_->now();
+  return left > Duration::zero() ? left : Duration::zero();
+}
+
+}  // namespace uraft

@@ -1,0 +1,239 @@
+// Loop: the single-threaded scheduler every uraft task runs on. One turn runs the ready
+// coroutines, then polls the backend (blocking only when nothing is ready, until the earliest
+// timer), then moves expired timers to the ready queue. The same code runs on io_uring or on
+// virtual time; on virtual time a run is a function of the seed, summarized by trace_hash().
+#pragma once
+
+#include <coroutine>
+#include <cstdint>
+#include <deque>
+#include <exception>
+#include <memory>
+#include <optional>
+#include <stdexcept>
+#include <string>
+
+#include "core/backend.h"
+#include "core/cancel.h"
+#include "core/rng.h"
+#include "core/task.h"
+#include "core/time.h"
+#include "core/timer_heap.h"
+
+namespace uraft {
+
+class PostQueue;
+
+// A coroutine that starts when scheduled and frees itself when it ends. Its body must catch
+// everything: the loop's root task and Scope's spawned tasks are written that way.
+struct Detached {
+  struct promise_type : PromiseBase {
+    Detached get_return_object() noexcept {
+      return Detached{std::coroutine_handle<promise_type>::from_promise(*this)};
+    }
+    std::suspend_always initial_suspend() const noexcept { return {}; }
+    std::suspend_never final_suspend() const noexcept { return {}; }
+    void return_void() const noexcept {}
+    [[noreturn]] void unhandled_exception() const noexcept { std::terminate(); }
+  };
+  std::coroutine_handle<promise_type> handle;
+};
+
+// Thrown by run() when the main task waits for something that can never happen.
+struct Deadlock : std::logic_error {
+  using std::logic_error::logic_error;
+};
+
+struct LoopOptions {
+  std::uint64_t seed = 1;           // Seeds rng(); a simulated run is a function of it.
+  unsigned uring_entries = 256;     // Submission queue size of the io_uring backend.
+  unsigned yield_budget = 256;      // Resumptions a task may run before maybe_yield() yields.
+};
+
+class Loop {
+ public:
+  // A loop on virtual time (SimBackend).
+  static std::unique_ptr<Loop> simulated(LoopOptions options = {});
+  // A loop on io_uring. Throws std::runtime_error with a plain explanation if io_uring
+  // cannot be set up (old kernel, seccomp in a container, RLIMIT_MEMLOCK).
+  static std::unique_ptr<Loop> uring(LoopOptions options = {});
+
+  Loop(std::unique_ptr<Backend> backend, LoopOptions options);
+  Loop(const Loop&) = delete;
+  Loop& operator=(const Loop&) = delete;
+  ~Loop();
+
+  // The loop running on this thread (inside run()/run_once()). Asserts there is one.
+  static Loop& current() noexcept;
+  static Loop* current_or_null() noexcept;
+
+  TimePoint now() const noexcept { return backend_->now(); }
+  Rng& rng() noexcept { return rng_; }
+  std::uint64_t seed() const noexcept { return options_.seed; }
+  Backend& backend() noexcept { return *backend_; }
+  UringBackend* uring_backend() noexcept { return backend_->uring(); }
+
+  // Runs `main` to completion and returns its result (or rethrows its exception).
+  template <typename T>
+  T run(Task<T> main);
+
+  // One turn. Without `block` it never waits (for embedding in a host loop). Returns
+  // whether anything is left to do (ready work, timers, I/O in flight, remote handles).
+  bool run_once(bool block);
+
+  // For a host loop: the fd to poll for readability (the ring fd; -1 on virtual time), and
+  // how long the host may sleep before calling run_once(false) (0 if work is ready).
+  int poll_fd() const noexcept;
+  std::optional<Duration> poll_timeout() const noexcept;
+
+  // Queues `h` to resume in this or the next turn, after everything already queued.
+  void schedule(std::coroutine_handle<> h);
+
+  // Timers, for awaitables: arm wakes `node.waiter` at `node.deadline`.
+  void arm(TimerNode& node);
+  void disarm(TimerNode& node) noexcept;
+
+  // Mixes a value into the trace hash (timers fired are mixed in automatically).
+  void trace(std::uint64_t event) noexcept;
+  std::uint64_t trace_hash() const noexcept { return trace_hash_; }
+
+  // Cancels the main task (and with it everything that inherits its token).
+  void stop() noexcept { stop_.request_cancel(); }
+  CancelToken stop_token() noexcept { return stop_.token(); }
+
+  // Cross-thread: fn runs on this loop's thread in a later turn. See core/post.h.
+  PostQueue& post_queue();
+
+  std::uint64_t resumptions() const noexcept { return resumptions_; }
+  std::size_t ready_count() const noexcept { return ready_.size(); }
+  std::size_t timer_count() const noexcept { return timers_.size(); }
+
+  // Used by maybe_yield(): true once the current turn ran more than the yield budget.
+  bool should_yield() const noexcept { return turn_resumptions_ >= options_.yield_budget; }
+
+ private:
+  friend class PostQueue;
+  struct RunScope;  // Sets current() for the duration of a turn.
+
+  template <typename T>
+  struct Outcome {
+    std::optional<T> value;
+    std::exception_ptr exception;
+    bool done = false;
+  };
+  template <typename T>
+  static Detached run_root(Task<T> main, Outcome<T>* out);
+  static Detached run_root_void(Task<void> main, Outcome<bool>* out);
+
+  void fire_expired_timers();
+  bool has_work() const noexcept;
+  // Runs turns until `done`; on a deadlock destroys `root` (and so the main task) and throws.
+  void run_until(const bool& done, std::coroutine_handle<> root);
+
+  std::unique_ptr<Backend> backend_;
+  LoopOptions options_;
+  Rng rng_;
+  std::deque<std::coroutine_handle<>> ready_;
+  TimerHeap timers_;
+  std::uint64_t timer_seq_ = 0;
+  std::uint64_t trace_hash_ = 0x9e3779b97f4a7c15ULL;
+  std::uint64_t resumptions_ = 0;
+  unsigned turn_resumptions_ = 0;
+  CancelSource stop_;
+  std::unique_ptr<PostQueue> post_;
+};
+
+// Suspends the current task until `deadline` (or `duration` from now). Cancellable.
+class SleepAwaiter {
+ public:
+  SleepAwaiter(Loop& loop, TimePoint deadline) : loop_(loop) { node_.deadline = deadline; }
+  SleepAwaiter(const SleepAwaiter&) = delete;
+  SleepAwaiter& operator=(const SleepAwaiter&) = delete;
+  ~SleepAwaiter() { loop_.disarm(node_); }
+
+  bool await_ready() const noexcept { return false; }
+  template <typename Promise>
+  bool await_suspend(std::coroutine_handle<Promise> h) {
+    node_.waiter = h;
+    if (!token_of(h).register_callback(cancel_, &SleepAwaiter::on_cancel, this)) {
+      cancelled_ = true;
+      return false;
+    }
+    loop_.arm(node_);
+    return true;
+  }
+  void await_resume() {
+    cancel_.reset();
+    if (cancelled_) throw Cancelled{};
+  }
+
+ private:
+  static void on_cancel(void* self) noexcept {
+    auto* s = static_cast<SleepAwaiter*>(self);
+    s->cancelled_ = true;
+    s->loop_.disarm(s->node_);
+    s->loop_.schedule(s->node_.waiter);
+  }
+
+  Loop& loop_;
+  TimerNode node_;
+  CancelCallback cancel_;
+  bool cancelled_ = false;
+};
+
+inline SleepAwaiter sleep_until(TimePoint deadline) {
+  return SleepAwaiter(Loop::current(), deadline);
+}
+inline SleepAwaiter sleep_for(Duration duration) {
+  Loop& loop = Loop::current();
+  return SleepAwaiter(loop, loop.now() + duration);
+}
+
+// Lets every other ready task run before this one continues. Cancellable.
+inline SleepAwaiter yield() {
+  Loop& loop = Loop::current();
+  return SleepAwaiter(loop, loop.now());
+}
+
+// Yields only if this turn has already run its budget: for long CPU loops.
+struct MaybeYield {
+  bool await_ready() const noexcept { return !Loop::current().should_yield(); }
+  template <typename Promise>
+  void await_suspend(std::coroutine_handle<Promise> h) {
+    Loop::current().schedule(h);
+  }
+  void await_resume() const noexcept {}
+};
+inline MaybeYield maybe_yield() { return {}; }
+
+template <typename T>
+Detached Loop::run_root(Task<T> main, Outcome<T>* out) {
+  try {
+    out->value.emplace(co_await std::move(main));
+  } catch (...) {
+    out->exception = std::current_exception();
+  }
+  out->done = true;
+}
+
+template <typename T>
+T Loop::run(Task<T> main) {
+  if constexpr (std::is_void_v<T>) {
+    Outcome<bool> out;
+    Detached root = run_root_void(std::move(main), &out);
+    root.handle.promise().set_cancel_token(stop_.token());
+    schedule(root.handle);
+    run_until(out.done, root.handle);
+    if (out.exception) std::rethrow_exception(out.exception);
+  } else {
+    Outcome<T> out;
+    Detached root = run_root(std::move(main), &out);
+    root.handle.promise().set_cancel_token(stop_.token());
+    schedule(root.handle);
+    run_until(out.done, root.handle);
+    if (out.exception) std::rethrow_exception(out.exception);
+    return std::move(*out.value);
+  }
+}
+
+}  // namespace uraft

@@ -1,0 +1,103 @@
+// Every message Raft and uraftd put on the wire, as plain structs. The codec
+// (net/codec.h) turns them into bytes; the RPC layer pairs requests with replies.
+// Field names follow Figure 2 of the Raft paper.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <variant>
+#include <vector>
+
+#include "net/types.h"
+
+namespace uraft {
+
+struct LogEntry {
+  Term term;
+  std::string command;  // Opaque to Raft: the service's bytes.
+
+  friend bool operator==(const LogEntry&, const LogEntry&) = default;
+};
+
+struct RequestVoteArgs {
+  Term term;
+  NodeId candidate_id;
+  LogIndex last_log_index;
+  Term last_log_term;
+
+  friend bool operator==(const RequestVoteArgs&, const RequestVoteArgs&) = default;
+};
+
+struct RequestVoteReply {
+  Term term;
+  bool vote_granted = false;
+
+  friend bool operator==(const RequestVoteReply&, const RequestVoteReply&) = default;
+};
+
+struct AppendEntriesArgs {
+  Term term;
+  NodeId leader_id;
+  LogIndex prev_log_index;
+  Term prev_log_term;
+  std::vector<LogEntry> entries;  // Empty for a heartbeat.
+  LogIndex leader_commit;
+
+  friend bool operator==(const AppendEntriesArgs&, const AppendEntriesArgs&) = default;
+};
+
+// On rejection, the follower's hints for fast backtracking (lab 2B guidance):
+// conflict_term is the term of its entry at prev_log_index (0 if it has none there),
+// conflict_index the first index it holds with that term, log_length its last index + 1.
+struct AppendEntriesReply {
+  Term term;
+  bool success = false;
+  Term conflict_term;
+  LogIndex conflict_index;
+  LogIndex log_length;
+  LogIndex match_index;  // On success: the last index known to match the leader's log.
+
+  friend bool operator==(const AppendEntriesReply&, const AppendEntriesReply&) = default;
+};
+
+// A snapshot travels in chunks; `offset` is where `data` starts, `done` marks the last one.
+struct InstallSnapshotArgs {
+  Term term;
+  NodeId leader_id;
+  LogIndex last_included_index;
+  Term last_included_term;
+  std::uint64_t offset = 0;
+  std::string data;
+  bool done = false;
+
+  friend bool operator==(const InstallSnapshotArgs&, const InstallSnapshotArgs&) = default;
+};
+
+struct InstallSnapshotReply {
+  Term term;
+
+  friend bool operator==(const InstallSnapshotReply&, const InstallSnapshotReply&) = default;
+};
+
+// A follower forwards a client's request to the leader, which answers with the result.
+struct ClientRequest {
+  std::string payload;  // Service-defined (uraftd: a batch of RESP commands).
+
+  friend bool operator==(const ClientRequest&, const ClientRequest&) = default;
+};
+
+struct ClientReply {
+  enum class Status : std::uint8_t { kOk = 0, kNotLeader = 1, kError = 2 };
+  static constexpr Status kStatusLast = Status::kError;  // The codec rejects anything above.
+  Status status = Status::kOk;
+  NodeId leader_hint = kNoNode;
+  std::string payload;
+
+  friend bool operator==(const ClientReply&, const ClientReply&) = default;
+};
+
+using Message = std::variant<RequestVoteArgs, RequestVoteReply, AppendEntriesArgs,
+                             AppendEntriesReply, InstallSnapshotArgs, InstallSnapshotReply,
+                             ClientRequest, ClientReply>;
+
+}  // namespace uraft

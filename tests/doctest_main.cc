@@ -1,0 +1,3 @@
+// The shared doctest main: every test binary links it.
+#define DOCTEST_CONFIG_IMPLEMENT_WITH_MAIN
+#include <doctest/doctest.h>
