@@ -4,7 +4,7 @@
 
 #include <optional>
 
-#include "core/time.h"
+#include "core/clock.h"
 
 namespace uraft {
 

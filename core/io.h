@@ -5,6 +5,7 @@
 #pragma once
 
 #include <fcntl.h>
+#include <poll.h>
 #include <sys/socket.h>
 
 #include <cerrno>
@@ -98,9 +99,18 @@ IoAwaiter<Prep> make_io(Prep prep) {
   return IoAwaiter<Prep>(std::move(prep));
 }
 
+// The operations live in namespace io and are called qualified (io::send, io::connect), so
+// they never collide with the POSIX functions of the same names through argument lookup.
+namespace io {
+
 // --- generic ---
 inline auto nop() {
   return make_io([](io_uring_sqe* sqe) { io_uring_prep_nop(sqe); });
+}
+
+// Completes when `fd` is ready for `events` (POLLIN, POLLOUT...): the revents that fired.
+inline auto poll(int fd, unsigned events) {
+  return make_io([=](io_uring_sqe* sqe) { io_uring_prep_poll_add(sqe, fd, events); });
 }
 
 // --- files ---
@@ -161,4 +171,5 @@ inline auto recvmsg(int fd, msghdr* msg, unsigned flags = 0) {
   return make_io([=](io_uring_sqe* sqe) { io_uring_prep_recvmsg(sqe, fd, msg, flags); });
 }
 
+}  // namespace io
 }  // namespace uraft

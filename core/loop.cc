@@ -1,6 +1,7 @@
 #include "core/loop.h"
 
 #include <cstdio>
+#include <string>
 
 #include "core/post.h"
 #include "core/uring_backend.h"
@@ -18,28 +19,34 @@ std::uint64_t mix64(std::uint64_t x) noexcept {
   return x ^ (x >> 33);
 }
 
-void describe_loop(const void* ctx, char* buf, unsigned size) {
-  const auto* loop = static_cast<const Loop*>(ctx);
-  std::snprintf(buf, size, "seed %llu, loop time %lld ns",
+std::string describe_loop(const Loop* loop) {
+  char buf[96];
+  std::snprintf(buf, sizeof buf, "seed %llu, loop time %lld ns",
                 static_cast<unsigned long long>(loop->seed()),
                 static_cast<long long>(loop->now().time_since_epoch().count()));
+  return buf;
 }
 
 }  // namespace
 
 // Makes `loop` the current one for a turn; nested turns of the same loop are allowed,
-// turns of two loops on one thread are not interleaved.
+// turns of two loops on one thread are not interleaved. Outside any other context, a failed
+// assertion names the loop's seed and time.
 struct Loop::RunScope {
   explicit RunScope(Loop& loop) : previous(t_current) {
     URAFT_ASSERT(previous == nullptr || previous == &loop);
     t_current = &loop;
-    AssertContext::set(&describe_loop, &loop);
+    if (!assert_context) {
+      assert_context = [&loop] { return describe_loop(&loop); };
+      installed_context = true;
+    }
   }
   ~RunScope() {
     t_current = previous;
-    if (previous == nullptr) AssertContext::clear();
+    if (installed_context) assert_context = nullptr;
   }
   Loop* previous;
+  bool installed_context = false;
 };
 
 std::unique_ptr<Loop> Loop::simulated(LoopOptions options) {
@@ -107,8 +114,14 @@ bool Loop::has_work() const noexcept {
 
 bool Loop::run_once(bool block) {
   RunScope scope(*this);
-  // Run what is ready now; what these resumptions schedule waits for the next turn, so a
-  // task that keeps rescheduling itself cannot starve I/O and timers.
+  // Wait only when nothing is ready; then whatever became ready runs in this same turn,
+  // so a caller can test its condition right after run_once() returns.
+  std::optional<TimePoint> deadline;
+  if (TimerNode* top = timers_.top()) deadline = top->deadline;
+  backend_->poll(deadline, block && ready_.empty());
+  fire_expired_timers();
+  // What these resumptions schedule waits for the next turn, so a task that keeps
+  // rescheduling itself cannot starve I/O and timers.
   turn_resumptions_ = 0;
   for (std::size_t n = ready_.size(); n > 0; --n) {
     std::coroutine_handle<> h = ready_.front();
@@ -117,11 +130,8 @@ bool Loop::run_once(bool block) {
     ++turn_resumptions_;
     h.resume();
   }
-  const bool wait = block && ready_.empty();
-  std::optional<TimePoint> deadline;
-  if (TimerNode* top = timers_.top()) deadline = top->deadline;
-  backend_->poll(deadline, wait);
-  fire_expired_timers();
+  // A host loop polls the ring fd next: what this turn prepared must be in the kernel.
+  if (!block) backend_->poll(std::nullopt, false);
   return has_work();
 }
 
@@ -130,7 +140,7 @@ void Loop::run_until(const bool& done, std::coroutine_handle<> root) {
     if (run_once(true) || done) continue;
     root.destroy();
     throw Deadlock("loop: the main task waits, but nothing is ready, no timer is armed "
-                     "and no I/O is in flight: it can never wake");
+                   "and no I/O is in flight: it can never wake");
   }
 }
 

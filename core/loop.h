@@ -17,7 +17,7 @@
 #include "core/cancel.h"
 #include "core/rng.h"
 #include "core/task.h"
-#include "core/time.h"
+#include "core/clock.h"
 #include "core/timer_heap.h"
 
 namespace uraft {

@@ -13,7 +13,7 @@ namespace uraft {
 PostQueue::PostQueue(Loop& loop) : loop_(loop) {
   if (loop.uring_backend() == nullptr)
     throw std::logic_error("post(): cross-thread posting needs an io_uring loop");
-  event_fd_ = eventfd(0, EFD_CLOEXEC);
+  event_fd_ = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
   if (event_fd_ < 0) throw std::system_error(errno, std::generic_category(), "eventfd");
   Detached listener = listen(this);
   listener.handle.promise().set_cancel_token(stop_.token());
@@ -52,12 +52,14 @@ void PostQueue::run_posted() {
 }
 
 Detached PostQueue::listen(PostQueue* self) {
-  std::uint64_t count = 0;
-  auto bytes = std::as_writable_bytes(std::span(&count, 1));
+  // A poll, not a read: a read of an eventfd may block in a kernel worker, where it cannot
+  // be cancelled; a poll always can.
   try {
     for (;;) {
-      IoResult r = co_await read_at(self->event_fd_, bytes, 0);
+      IoResult r = co_await io::poll(self->event_fd_, POLLIN);
       URAFT_ASSERT(r.ok());
+      std::uint64_t count = 0;
+      [[maybe_unused]] const ssize_t n = ::read(self->event_fd_, &count, sizeof count);
       self->run_posted();
     }
   } catch (const Cancelled&) {

@@ -7,7 +7,7 @@
 #include <cstdint>
 #include <vector>
 
-#include "core/time.h"
+#include "core/clock.h"
 
 namespace uraft {
 

@@ -1,0 +1,39 @@
+#!/usr/bin/env python3
+"""Sums test cases over meson test logs: doctest's own counts for doctest programs, one
+case for any other test program. Prints per-directory totals, then "N passed, M failed"
+as the last line. Exits non-zero if anything failed or nothing ran."""
+import json
+import re
+import sys
+
+DOCTEST = re.compile(r"\[doctest\] test cases:\s*(\d+)\s*\|\s*(\d+) passed\s*\|\s*(\d+) failed")
+
+passed = failed = 0
+for build_dir in sys.argv[1:]:
+    dir_passed = dir_failed = 0
+    try:
+        log = open(f"{build_dir}/meson-logs/testlog.json", encoding="utf-8", errors="replace")
+    except OSError:
+        print(f"{build_dir}: no test log")
+        failed += 1
+        continue
+    for line in log:
+        entry = json.loads(line)
+        ok = entry.get("result") in ("OK", "EXPECTEDFAIL", "SKIP")
+        match = DOCTEST.search(entry.get("stdout", "") or "")
+        if match:
+            p, f = int(match.group(2)), int(match.group(3))
+            if not ok and f == 0:
+                f = 1  # Crashed or timed out after its summary, or exit status said so.
+        else:
+            p, f = (1, 0) if ok else (0, 1)
+        if not ok:
+            print(f"FAILED: {build_dir}: {entry.get('name')} ({entry.get('result')})")
+        dir_passed += p
+        dir_failed += f
+    print(f"{build_dir}: {dir_passed} passed, {dir_failed} failed")
+    passed += dir_passed
+    failed += dir_failed
+
+print(f"{passed} passed, {failed} failed")
+sys.exit(1 if failed or passed == 0 else 0)
