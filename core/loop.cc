@@ -135,22 +135,12 @@ bool Loop::run_once(bool block) {
   return has_work();
 }
 
-void Loop::run_until(const bool& done, std::coroutine_handle<> root) {
+void Loop::run_until(const bool& done) {
   while (!done) {
     if (run_once(true) || done) continue;
-    root.destroy();
     throw Deadlock("loop: the main task waits, but nothing is ready, no timer is armed "
                    "and no I/O is in flight: it can never wake");
   }
-}
-
-Detached Loop::run_root_void(Task<void> main, Outcome<bool>* out) {
-  try {
-    co_await std::move(main);
-  } catch (...) {
-    out->exception = std::current_exception();
-  }
-  out->done = true;
 }
 
 int Loop::poll_fd() const noexcept {

@@ -50,6 +50,9 @@ struct LoopOptions {
   unsigned yield_budget = 256;      // Resumptions a task may run before maybe_yield() yields.
 };
 
+template <typename T>
+class Started;
+
 class Loop {
  public:
   // A loop on virtual time (SimBackend).
@@ -76,6 +79,11 @@ class Loop {
   // Runs `main` to completion and returns its result (or rethrows its exception).
   template <typename T>
   T run(Task<T> main);
+
+  // Queues `main` to start in the next turn and returns its handle, without driving the
+  // loop: for hosts that call run_once() themselves. The task runs with stop_token().
+  template <typename T>
+  Started<T> start(Task<T> main);
 
   // One turn. Without `block` it never waits (for embedding in a host loop). Returns
   // whether anything is left to do (ready work, timers, I/O in flight, remote handles).
@@ -115,20 +123,10 @@ class Loop {
   friend class PostQueue;
   struct RunScope;  // Sets current() for the duration of a turn.
 
-  template <typename T>
-  struct Outcome {
-    std::optional<T> value;
-    std::exception_ptr exception;
-    bool done = false;
-  };
-  template <typename T>
-  static Detached run_root(Task<T> main, Outcome<T>* out);
-  static Detached run_root_void(Task<void> main, Outcome<bool>* out);
-
   void fire_expired_timers();
   bool has_work() const noexcept;
-  // Runs turns until `done`; on a deadlock destroys `root` (and so the main task) and throws.
-  void run_until(const bool& done, std::coroutine_handle<> root);
+  // Runs turns until `done`; throws Deadlock if nothing can ever set it.
+  void run_until(const bool& done);
 
   std::unique_ptr<Backend> backend_;
   LoopOptions options_;
@@ -206,34 +204,67 @@ struct MaybeYield {
 };
 inline MaybeYield maybe_yield() { return {}; }
 
+// A main task started on a loop: whether it finished, and its result. Destroying the
+// handle of an unfinished task destroys the task (a deadlocked run torn down).
 template <typename T>
-Detached Loop::run_root(Task<T> main, Outcome<T>* out) {
-  try {
-    out->value.emplace(co_await std::move(main));
-  } catch (...) {
-    out->exception = std::current_exception();
+class [[nodiscard]] Started {
+ public:
+  Started(Started&&) noexcept = default;
+  Started& operator=(Started&&) = delete;
+  ~Started() {
+    if (outcome_ && !outcome_->done) outcome_->root.destroy();
   }
-  out->done = true;
+
+  bool done() const noexcept { return outcome_->done; }
+  // The result, or the task's exception rethrown. Only once done().
+  T get() {
+    URAFT_ASSERT(outcome_->done);
+    if (outcome_->exception) std::rethrow_exception(outcome_->exception);
+    if constexpr (!std::is_void_v<T>) return std::move(*outcome_->value);
+  }
+
+ private:
+  friend class Loop;
+  struct Outcome {
+    std::conditional_t<std::is_void_v<T>, bool, std::optional<T>> value{};
+    std::exception_ptr exception;
+    bool done = false;
+    std::coroutine_handle<> root;
+  };
+
+  static Detached root(Task<T> main, Outcome* out) {
+    try {
+      if constexpr (std::is_void_v<T>) {
+        co_await std::move(main);
+      } else {
+        out->value.emplace(co_await std::move(main));
+      }
+    } catch (...) {
+      out->exception = std::current_exception();
+    }
+    out->done = true;
+  }
+
+  explicit Started(Loop& loop, Task<T> main) : outcome_(std::make_unique<Outcome>()) {
+    Detached d = root(std::move(main), outcome_.get());
+    d.handle.promise().set_cancel_token(loop.stop_token());
+    outcome_->root = d.handle;
+    loop.schedule(d.handle);
+  }
+
+  std::unique_ptr<Outcome> outcome_;
+};
+
+template <typename T>
+Started<T> Loop::start(Task<T> main) {
+  return Started<T>(*this, std::move(main));
 }
 
 template <typename T>
 T Loop::run(Task<T> main) {
-  if constexpr (std::is_void_v<T>) {
-    Outcome<bool> out;
-    Detached root = run_root_void(std::move(main), &out);
-    root.handle.promise().set_cancel_token(stop_.token());
-    schedule(root.handle);
-    run_until(out.done, root.handle);
-    if (out.exception) std::rethrow_exception(out.exception);
-  } else {
-    Outcome<T> out;
-    Detached root = run_root(std::move(main), &out);
-    root.handle.promise().set_cancel_token(stop_.token());
-    schedule(root.handle);
-    run_until(out.done, root.handle);
-    if (out.exception) std::rethrow_exception(out.exception);
-    return std::move(*out.value);
-  }
+  Started<T> started = start(std::move(main));
+  run_until(started.outcome_->done);
+  return started.get();
 }
 
 }  // namespace uraft

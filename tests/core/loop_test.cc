@@ -93,3 +93,39 @@ TEST_CASE("a main task that can never wake is reported as a deadlock") {
 
 }  // namespace
 }  // namespace uraft
+
+namespace uraft {
+namespace {
+
+Task<int> after_two_timers() {
+  co_await sleep_for(1ms);
+  co_await sleep_for(1ms);
+  co_return 7;
+}
+
+TEST_CASE("start() queues a main task that a host drives with run_once()") {
+  auto loop = Loop::simulated();
+  Started<int> main = loop->start(after_two_timers());
+  CHECK_FALSE(main.done());
+  int turns = 0;
+  while (!main.done()) {
+    REQUIRE(turns < 10);
+    (void)loop->run_once(true);
+    ++turns;
+  }
+  CHECK(main.get() == 7);
+  CHECK(loop->now() == TimePoint(2ms));
+}
+
+TEST_CASE("destroying the handle of an unfinished main task destroys the task") {
+  auto loop = Loop::simulated();
+  {
+    Started<void> main = loop->start(waits_forever());
+    (void)loop->run_once(true);
+    CHECK_FALSE(main.done());
+  }
+  CHECK(loop->ready_count() == 0);  // Nothing left behind (ASan checks the frames).
+}
+
+}  // namespace
+}  // namespace uraft
