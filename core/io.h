@@ -49,7 +49,8 @@ class [[nodiscard]] IoAwaiter : private UringOp {
 
   template <typename Promise>
   bool await_suspend(std::coroutine_handle<Promise> h) {
-    backend_ = Loop::current().uring_backend();
+    loop_ = &Loop::current();
+    backend_ = loop_->uring_backend();
     if (backend_ == nullptr) {
       res_ = -ENOSYS;
       return false;
@@ -77,15 +78,18 @@ class [[nodiscard]] IoAwaiter : private UringOp {
     auto* self = static_cast<IoAwaiter*>(op);
     self->in_flight_ = false;
     self->res_ = res;
-    Loop::current().schedule(self->waiter_);
+    self->loop_->schedule(self->waiter_);
   }
   static void on_cancel(void* ctx) noexcept {
     auto* self = static_cast<IoAwaiter*>(ctx);
     self->cancelled_ = true;
-    self->backend_->cancel(self);  // The completion still arrives; we resume then.
+    // The completion still arrives; we resume then. If it already did (the waiter is
+    // queued), there is nothing left to cancel and the result stands.
+    if (self->in_flight_) self->backend_->cancel(self);
   }
 
   Prep prep_;
+  Loop* loop_ = nullptr;
   UringBackend* backend_ = nullptr;
   std::coroutine_handle<> waiter_;
   CancelCallback cancel_;

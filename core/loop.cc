@@ -30,23 +30,14 @@ std::string describe_loop(const Loop* loop) {
 }  // namespace
 
 // Makes `loop` the current one for a turn; nested turns of the same loop are allowed,
-// turns of two loops on one thread are not interleaved. Outside any other context, a failed
-// assertion names the loop's seed and time.
+// turns of two loops on one thread are not interleaved.
 struct Loop::RunScope {
   explicit RunScope(Loop& loop) : previous(t_current) {
     URAFT_ASSERT(previous == nullptr || previous == &loop);
     t_current = &loop;
-    if (!assert_context) {
-      assert_context = [&loop] { return describe_loop(&loop); };
-      installed_context = true;
-    }
   }
-  ~RunScope() {
-    t_current = previous;
-    if (installed_context) assert_context = nullptr;
-  }
+  ~RunScope() { t_current = previous; }
   Loop* previous;
-  bool installed_context = false;
 };
 
 std::unique_ptr<Loop> Loop::simulated(LoopOptions options) {
@@ -58,7 +49,8 @@ std::unique_ptr<Loop> Loop::uring(LoopOptions options) {
 }
 
 Loop::Loop(std::unique_ptr<Backend> backend, LoopOptions options)
-    : backend_(std::move(backend)), options_(options), rng_(options.seed) {}
+    : backend_(std::move(backend)), uring_(backend_->uring()), options_(options),
+      rng_(options.seed) {}
 
 Loop::~Loop() {
   // Anything still queued belongs to tasks whose owners are gone: a structured program
@@ -97,6 +89,7 @@ PostQueue& Loop::post_queue() {
 }
 
 void Loop::fire_expired_timers() {
+  if (timers_.empty()) return;  // Spares a clock read per turn.
   const TimePoint now = backend_->now();
   while (TimerNode* top = timers_.top()) {
     if (top->deadline > now) break;
@@ -118,7 +111,8 @@ bool Loop::run_once(bool block) {
   // so a caller can test its condition right after run_once() returns.
   std::optional<TimePoint> deadline;
   if (TimerNode* top = timers_.top()) deadline = top->deadline;
-  backend_->poll(deadline, block && ready_.empty());
+  // With nothing ready, no timer, no I/O in flight, nothing could ever end the wait.
+  backend_->poll(deadline, block && ready_.empty() && has_work());
   fire_expired_timers();
   // What these resumptions schedule waits for the next turn, so a task that keeps
   // rescheduling itself cannot starve I/O and timers.
@@ -136,6 +130,19 @@ bool Loop::run_once(bool block) {
 }
 
 void Loop::run_until(const bool& done) {
+  // A failed assertion during the run names the loop's seed and time, unless the code
+  // running installed a more precise context (a node, a term).
+  struct LoopContext {
+    explicit LoopContext(const Loop* loop) {
+      if (assert_context) return;
+      assert_context = [loop] { return describe_loop(loop); };
+      installed = true;
+    }
+    ~LoopContext() {
+      if (installed) assert_context = nullptr;
+    }
+    bool installed = false;
+  } context(this);
   while (!done) {
     if (run_once(true) || done) continue;
     throw Deadlock("loop: the main task waits, but nothing is ready, no timer is armed "
@@ -144,8 +151,7 @@ void Loop::run_until(const bool& done) {
 }
 
 int Loop::poll_fd() const noexcept {
-  UringBackend* uring = backend_->uring();
-  return uring != nullptr ? uring->ring_fd() : -1;
+  return uring_ != nullptr ? uring_->ring_fd() : -1;
 }
 
 std::optional<Duration> Loop::poll_timeout() const noexcept {

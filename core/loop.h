@@ -74,7 +74,7 @@ class Loop {
   Rng& rng() noexcept { return rng_; }
   std::uint64_t seed() const noexcept { return options_.seed; }
   Backend& backend() noexcept { return *backend_; }
-  UringBackend* uring_backend() noexcept { return backend_->uring(); }
+  UringBackend* uring_backend() noexcept { return uring_; }
 
   // Runs `main` to completion and returns its result (or rethrows its exception).
   template <typename T>
@@ -129,6 +129,7 @@ class Loop {
   void run_until(const bool& done);
 
   std::unique_ptr<Backend> backend_;
+  UringBackend* uring_;  // backend_ when it is io_uring, else null: asked for on every I/O.
   LoopOptions options_;
   Rng rng_;
   std::deque<std::coroutine_handle<>> ready_;
@@ -169,6 +170,9 @@ class SleepAwaiter {
   static void on_cancel(void* self) noexcept {
     auto* s = static_cast<SleepAwaiter*>(self);
     s->cancelled_ = true;
+    // A timer that already fired has queued its waiter: queueing it again would resume it
+    // twice. Only a still-armed timer is disarmed and replaced by a wake-up here.
+    if (!s->node_.armed()) return;
     s->loop_.disarm(s->node_);
     s->loop_.schedule(s->node_.waiter);
   }

@@ -129,3 +129,33 @@ TEST_CASE("destroying the handle of an unfinished main task destroys the task") 
 
 }  // namespace
 }  // namespace uraft
+
+namespace uraft {
+namespace {
+
+Task<void> sleep_zero(bool* cancelled) {
+  try {
+    co_await sleep_for(0ms);
+  } catch (const Cancelled&) {
+    *cancelled = true;
+  }
+}
+
+Task<void> cancel_after_fire(bool* cancelled) {
+  Scope scope;
+  scope.spawn(sleep_zero(cancelled));
+  co_await yield();  // The sleeper arms its timer.
+  // Our yield and the sleeper's timer fire in the same turn, ours first: the sleeper is
+  // queued when we cancel it. It must resume once, not twice.
+  co_await scope.close();
+}
+
+TEST_CASE("cancelling a sleep whose timer already fired resumes it exactly once") {
+  auto loop = Loop::simulated();
+  bool cancelled = false;
+  loop->run(cancel_after_fire(&cancelled));
+  CHECK(loop->ready_count() == 0);
+}
+
+}  // namespace
+}  // namespace uraft
