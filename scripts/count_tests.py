@@ -1,12 +1,13 @@
 #!/usr/bin/env python3
-"""Sums test cases over meson test logs: doctest's own counts for doctest programs, one
-case for any other test program. Prints per-directory totals, then "N passed, M failed"
-as the last line. Exits non-zero if anything failed or nothing ran."""
+"""Sums test cases over meson test logs: doctest's own counts for doctest programs, the
+last "N passed, M failed" line of our own runners, one case for any other test program.
+Prints per-directory totals, then "N passed, M failed" as the last line. Exits non-zero if anything failed or nothing ran."""
 import json
 import re
 import sys
 
 DOCTEST = re.compile(r"\[doctest\] test cases:\s*(\d+)\s*\|\s*(\d+) passed\s*\|\s*(\d+) failed")
+PLAIN = re.compile(r"^(\d+) passed, (\d+) failed$", re.MULTILINE)  # Our own runners (raft_lab).
 
 passed = failed = 0
 for build_dir in sys.argv[1:]:
@@ -20,9 +21,12 @@ for build_dir in sys.argv[1:]:
     for line in log:
         entry = json.loads(line)
         ok = entry.get("result") in ("OK", "EXPECTEDFAIL", "SKIP")
-        match = DOCTEST.search(entry.get("stdout", "") or "")
-        if match:
-            p, f = int(match.group(2)), int(match.group(3))
+        stdout = entry.get("stdout", "") or ""
+        match = DOCTEST.search(stdout)
+        plain = PLAIN.findall(stdout)
+        if match or plain:
+            p, f = ((int(match.group(2)), int(match.group(3))) if match
+                    else (int(plain[-1][0]), int(plain[-1][1])))
             if not ok and f == 0:
                 f = 1  # Crashed or timed out after its summary, or exit status said so.
         else:
