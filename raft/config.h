@@ -1,0 +1,70 @@
+// Config: a Raft peer's timing and bounds. Two presets: lab() meets the MIT 6.824 tester's
+// windows (shared/spec/raft-lab-tests.md §5); production() suits a LAN cluster of uraftd.
+#pragma once
+
+#include <chrono>
+#include <cstddef>
+
+#include "core/assert.h"
+#include "core/clock.h"
+
+namespace uraft {
+
+struct Config {
+  // Leaders send AppendEntries (empty when there is nothing new) to every follower at least
+  // this often. The lab allows at most 10 heartbeats per second per peer.
+  Duration heartbeat_interval = std::chrono::milliseconds(100);
+  // A follower that hears from no leader (and grants no vote) for a time drawn uniformly from
+  // [min, max] becomes a candidate; a candidacy that neither wins nor hears of a leader in such
+  // a time starts another. max > min spreads candidates apart, so split votes stay rare.
+  Duration election_timeout_min = std::chrono::milliseconds(300);
+  Duration election_timeout_max = std::chrono::milliseconds(600);
+  // How long one RPC may wait for its reply. A slow reply still counts if it comes in time,
+  // so this is well above a round trip: late replies carry useful match indexes.
+  Duration rpc_timeout = std::chrono::milliseconds(1000);
+  // A candidate re-sends a RequestVote that failed (lost, unreachable) after this long, for as
+  // long as the candidacy lasts.
+  Duration vote_retry_interval = std::chrono::milliseconds(50);
+  // RPCs in flight to one follower. Heartbeats keep going while earlier replies are slow; the
+  // bound caps the tasks and the bytes a leader spends on an unreachable follower.
+  std::size_t inflight_max = 16;
+  // Command bytes per AppendEntries (at least one entry is always sent).
+  std::size_t append_bytes_max = 64 * 1024;
+  // Apply messages buffered between Raft and the service. The lab's channel is unbuffered;
+  // 1 is the closest a Channel comes, so a slow service holds back apply at once.
+  std::size_t apply_channel_capacity = 1;
+
+  // The tester's windows: heartbeats 10/s (its limit), elections decided well within the
+  // 5 s checkOneLeader allows (10 checks 450-549 ms apart), and 3 election timeouts fit in
+  // the 1 s RaftElectionTimeout its sleeps are built on.
+  static Config lab() { return Config{}; }
+
+  // A LAN cluster: faster heartbeats and failover; a deeper apply buffer and wider batches so
+  // a busy leader is not held back by its own state machine.
+  static Config production() {
+    Config c;
+    c.heartbeat_interval = std::chrono::milliseconds(50);
+    c.election_timeout_min = std::chrono::milliseconds(500);
+    c.election_timeout_max = std::chrono::milliseconds(1000);
+    c.rpc_timeout = std::chrono::milliseconds(500);
+    c.vote_retry_interval = std::chrono::milliseconds(50);
+    c.inflight_max = 8;
+    c.append_bytes_max = 1024 * 1024;
+    c.apply_channel_capacity = 1024;
+    return c;
+  }
+
+  // The relations the drivers rely on.
+  void validate() const {
+    URAFT_ASSERT(heartbeat_interval > Duration::zero());
+    URAFT_ASSERT(election_timeout_min > 2 * heartbeat_interval);  // Survive one lost heartbeat.
+    URAFT_ASSERT(election_timeout_max >= election_timeout_min);
+    URAFT_ASSERT(rpc_timeout > Duration::zero());
+    URAFT_ASSERT(vote_retry_interval > Duration::zero());
+    URAFT_ASSERT(inflight_max >= 1);
+    URAFT_ASSERT(append_bytes_max >= 1);
+    URAFT_ASSERT(apply_channel_capacity >= 1);
+  }
+};
+
+}  // namespace uraft

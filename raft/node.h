@@ -1,0 +1,227 @@
+// Node: one Raft peer (Figures 2 and 13 of the paper) as coroutines on one loop. The rules
+// layer (raft/rules, raft/quorum, raft/log) makes every decision; the drivers here only
+// sequence I/O: persist, send, await replies and quorums, then hand what arrived to a rule.
+//
+// Tasks and who owns them:
+//   root scope      the applier (feeds the apply channel) and the reapers of retired roles;
+//   role scope      stamped (term, role), cancelled synchronously by any term or role change:
+//                   follower: the election timer; candidate: one campaign (when_quorum over
+//                   RequestVote, raced against the election timer); leader: one replicator
+//                   per follower (heartbeats go the same way), its RPC tasks, and the writer
+//                   of the leader's own new entries;
+//   handle()        runs as the caller's (the network's) task; counted so run() can wait for it.
+// Every field of Node below is changed only in synchronous sections. After each co_await a
+// role task checks its stamp (check_stamp): cancelled tasks leave, survivors assert the
+// (term, role) they were started for still holds.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <deque>
+#include <exception>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "core/channel.h"
+#include "core/event.h"
+#include "core/scope.h"
+#include "core/task.h"
+#include "net/message.h"
+#include "net/rpc.h"
+#include "net/types.h"
+#include "raft/config.h"
+#include "raft/log.h"
+#include "raft/quorum.h"
+#include "raft/storage.h"
+
+namespace uraft {
+
+enum class Role : std::uint8_t { kFollower, kCandidate, kLeader };
+
+// One message on the apply stream, in log order: a committed command, or a snapshot that
+// replaces everything up to its index (after InstallSnapshot). The lab's ApplyMsg.
+struct ApplyMsg {
+  enum class Kind : std::uint8_t { kCommand, kSnapshot };
+  Kind kind = Kind::kCommand;
+  LogIndex index;    // CommandIndex, or SnapshotIndex (last included index).
+  Term term;         // The entry's term, or SnapshotTerm.
+  std::string data;  // The command, or the snapshot.
+};
+
+struct StartResult {
+  LogIndex index;  // Where the command will be, if it ever commits (0 if not leader).
+  Term term;
+  bool is_leader = false;
+};
+
+struct NodeState {
+  Term term;
+  bool is_leader = false;
+};
+
+class Node final : public RpcHandler {
+ public:
+  // A peer that starts as a follower from `recovered` (what `storage` held). It serves `rpc`
+  // at once; run() must then be awaited (or spawned) until the node stops.
+  Node(NodeId self, std::size_t cluster_size, RpcEndpoint& rpc, Storage& storage,
+       Config config, RecoveredState recovered);
+  Node(const Node&) = delete;
+  Node& operator=(const Node&) = delete;
+  ~Node() override;
+
+  // Runs until kill() or until the awaiting task is cancelled; then joins every task of the
+  // node and every handler in flight. Rethrows a driver's error (after stopping the node).
+  Task<void> run();
+
+  // The lab API (Start, GetState, Snapshot, Kill).
+  // If leader, appends `command` and returns where it will commit; returns at once.
+  StartResult start(std::string command);
+  NodeState state() const noexcept;
+  // The service has a snapshot of everything up to and including `index` (which it was
+  // given): trim the log up to it and persist the snapshot. A stale index is ignored.
+  Task<void> snapshot(LogIndex index, std::string data);
+  // Stops at once: no more requests served or sent, the apply channel closes.
+  void kill() noexcept;
+  bool killed() const noexcept { return stopping_; }
+
+  // Committed commands and installed snapshots, in order. Closed by kill().
+  Channel<ApplyMsg>& apply_channel() noexcept { return apply_ch_; }
+
+  Task<Message> handle(NodeId from, Message request) override;
+
+  // Introspection for tests and invariant checks.
+  NodeId id() const noexcept { return self_; }
+  Role role() const noexcept { return role_->role; }
+  Term current_term() const noexcept { return current_term_; }
+  NodeId voted_for() const noexcept { return voted_for_; }
+  NodeId leader_id() const noexcept { return leader_id_; }
+  const RaftLog& log() const noexcept { return log_; }
+  LogIndex commit_index() const noexcept { return commit_index_; }
+  LogIndex last_applied() const noexcept { return last_applied_; }
+
+ private:
+  // The leader's view of one follower (Figure 2, Volatile state on leaders).
+  struct Progress {
+    LogIndex next_index;   // Next entry to send; at or below the snapshot: send the snapshot.
+    LogIndex match_index;  // Highest entry known to match the leader's log.
+    std::size_t inflight = 0;          // RPCs awaiting a reply.
+    std::size_t payload_inflight = 0;  // Of those, the ones carrying entries or a snapshot.
+    TimePoint last_send;
+    LogIndex commit_sent;  // The leader_commit of the last request sent.
+    Event wake;            // Set when there may be something to send.
+  };
+
+  // A role held in one term: its stamp, its scope, and (leader) its per-follower state.
+  // Retired roles live on until their scope is joined, so their tasks may refer to them.
+  struct RoleState {
+    RoleState(Role r, Term t, CancelToken parent, std::size_t cluster_size)
+        : role(r), term(t), scope(parent), tally(cluster_size) {}
+    Role role;
+    Term term;
+    Scope scope;
+    VoteTally tally;                // Candidate: each voter's answer, the self-vote included.
+    std::deque<Progress> progress;  // Leader: one per node id (the leader's own unused).
+    LogIndex durable_index;         // Leader: its own log is durable up to here.
+    Event log_grown;                // Leader: start() appended entries to persist.
+  };
+
+  struct Stamp {
+    Term term;
+    Role role;
+  };
+  static Stamp stamp_of(const RoleState& r) noexcept { return Stamp{r.term, r.role}; }
+
+  struct HandlerCount;  // RAII: counts a handle() in flight.
+
+  // --- node.cc: state changes (synchronous) ---
+  // Figure 2, Rules for All Servers, 2, through the rules' observe_term: adopts a newer term,
+  // clears the vote and steps down. Returns whether it did (the hard state must be saved).
+  bool observe(Term msg_term);
+  void become_follower();
+  void become_candidate();
+  void become_leader();
+  void change_role(Role role);
+  // A request from the leader of our term (AppendEntries, InstallSnapshot): a candidate
+  // steps down (Figure 2, Candidates, 3); the election timer restarts.
+  void recognize_leader(NodeId leader);
+  void reset_election_timer();
+  // Throws Cancelled if the task's role was cancelled; otherwise asserts the stamp holds.
+  void check_stamp(const CancelToken& token, Stamp stamp) const;
+  Task<void> persist_hard_state();
+  // Issues one write that brings storage's log in line with log_ (from the first index where
+  // they may differ to the end) and awaits it; nothing if they agree.
+  Task<void> persist_log();
+  // log_ changes that storage must learn of: a truncation, a compaction into a snapshot.
+  void truncate_log(LogIndex from);
+  void snapshot_stored(LogIndex index, SnapshotLogAction action);
+  void spawn_role_task(Task<void> task);
+  static Task<void> report_errors(Node* node, Task<void> task);
+  static Task<void> reap(std::unique_ptr<RoleState> role);
+  static void on_owner_cancel(void* self) noexcept;
+
+  // --- node.cc: RPC handlers ---
+  Task<Message> handle_request_vote(RequestVoteArgs args);
+  Task<Message> handle_append_entries(AppendEntriesArgs args);
+  Task<Message> handle_install_snapshot(InstallSnapshotArgs args);
+
+  // --- election.cc ---
+  Task<void> run_follower(RoleState& role);
+  Task<void> run_candidate(RoleState& role);
+  Task<bool> collect_votes(RoleState& role, RequestVoteArgs args);
+  Task<bool> request_vote(RoleState& role, NodeId peer, RequestVoteArgs args);
+  Duration random_election_timeout();
+
+  // --- replicator.cc ---
+  Task<void> replicate(RoleState& role, NodeId peer);
+  bool should_send(const Progress& p, TimePoint now) const;
+  void send_to(RoleState& role, NodeId peer);
+  Task<void> send_append(RoleState& role, NodeId peer, AppendEntriesArgs args, bool payload);
+  Task<void> send_snapshot(RoleState& role, NodeId peer, InstallSnapshotArgs args);
+  void on_append_reply(RoleState& role, NodeId peer, LogIndex sent_last,
+                       const AppendEntriesReply& reply);
+  void on_match(RoleState& role, NodeId peer, LogIndex matched);
+  void advance_leader_commit(RoleState& role);
+  Task<void> persist_leader_log(RoleState& role);
+  void wake_replicators(RoleState& role);
+
+  // --- applier.cc ---
+  Task<void> run_applier();
+  void set_commit_index(LogIndex index);
+
+  const NodeId self_;
+  const std::size_t cluster_size_;
+  const Config config_;
+  RpcEndpoint& rpc_;
+  Storage& storage_;
+
+  // Figure 2, persistent state (mirrored in storage_ before anything depending on it leaves).
+  Term current_term_;
+  NodeId voted_for_ = kNoNode;
+  RaftLog log_;
+  SnapshotRecord snapshot_;  // The latest snapshot (index 0: none), kept for InstallSnapshot.
+  // Storage's log once every issued write is done: it agrees with log_ up to stored_match_
+  // and ends at stored_last_. Entries after stored_match_ (a leader's new entries, not yet
+  // written) exist only here: whoever writes the log next writes them too.
+  LogIndex stored_match_;
+  LogIndex stored_last_;
+
+  // Figure 2, volatile state.
+  LogIndex commit_index_;
+  LogIndex last_applied_;           // The last index handed to the apply channel.
+  bool snapshot_to_apply_ = false;  // An installed snapshot the applier has not handed on.
+  NodeId leader_id_ = kNoNode;
+  TimePoint election_deadline_;  // Follower: when to stand for election.
+
+  Channel<ApplyMsg> apply_ch_;
+  Event apply_wake_;
+  Scope root_;
+  std::unique_ptr<RoleState> role_;
+  bool stopping_ = false;
+  std::exception_ptr error_;  // The first error of a role task.
+  std::size_t handlers_active_ = 0;
+  Event handlers_idle_;
+};
+
+}  // namespace uraft

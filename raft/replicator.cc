@@ -1,0 +1,220 @@
+// Leaders: one replicator per follower decides when to send (new entries, a heartbeat, a new
+// commit index, or the snapshot for a follower behind the log) and spawns one task per RPC,
+// so a slow reply never holds back heartbeats. Replies go through observe_term, then the
+// rules: next_index_after_reject for fast backtracking, advance_commit to commit (counting
+// only current-term entries). A writer persists the leader's own new entries.
+#include <algorithm>
+#include <array>
+#include <span>
+#include <utility>
+#include <variant>
+#include <vector>
+
+#include "core/assert.h"
+#include "core/loop.h"
+#include "core/when.h"
+#include "raft/node.h"
+#include "raft/rules.h"
+
+namespace uraft {
+namespace {
+
+Task<bool> event_set(Event& event) {
+  co_await event.wait();
+  co_return true;
+}
+
+Task<bool> timer_expires(TimePoint deadline) {
+  co_await sleep_until(deadline);
+  co_return false;
+}
+
+// One RPC in flight to a follower, from its start to its end (however it ends): the
+// replicator may send again, so it is woken.
+class Inflight {
+ public:
+  Inflight(std::size_t& inflight, std::size_t& payload_inflight, bool payload, Event& wake)
+      : inflight_(inflight), payload_inflight_(payload_inflight), payload_(payload), wake_(wake) {}
+  Inflight(const Inflight&) = delete;
+  Inflight& operator=(const Inflight&) = delete;
+  ~Inflight() {
+    --inflight_;
+    if (payload_) --payload_inflight_;
+    wake_.set();
+  }
+
+ private:
+  std::size_t& inflight_;
+  std::size_t& payload_inflight_;
+  bool payload_;
+  Event& wake_;
+};
+
+}  // namespace
+
+void Node::wake_replicators(RoleState& role) {
+  for (Progress& p : role.progress) p.wake.set();
+}
+
+bool Node::should_send(const Progress& p, TimePoint now) const {
+  if (p.inflight >= config_.inflight_max) return false;
+  // Figure 2, Leaders, 1: heartbeats during idle periods to prevent election timeouts.
+  if (now >= p.last_send + config_.heartbeat_interval) return true;
+  // Figure 2, Leaders, 3: send entries from next_index (or the snapshot, if they are gone),
+  // one such request at a time; a lost one is sent again with the next heartbeat.
+  if (p.next_index <= log_.last_index() && p.payload_inflight == 0) return true;
+  // A new commit index: tell the follower now rather than at the next heartbeat.
+  return p.commit_sent < commit_index_;
+}
+
+Task<void> Node::replicate(RoleState& role, NodeId peer) {
+  const CancelToken token = co_await current_token();
+  const Stamp stamp = stamp_of(role);
+  check_stamp(token, stamp);
+  Progress& p = role.progress[peer.value];
+  for (;;) {
+    if (should_send(p, Loop::current().now())) {
+      send_to(role, peer);
+      continue;
+    }
+    p.wake.reset();
+    std::vector<Task<bool>> waits;
+    waits.push_back(event_set(p.wake));
+    // With every slot taken only a finished RPC can change anything: no timer then.
+    if (p.inflight < config_.inflight_max) {
+      waits.push_back(timer_expires(p.last_send + config_.heartbeat_interval));
+    }
+    (void)co_await when_any(std::move(waits));
+    check_stamp(token, stamp);
+  }
+}
+
+void Node::send_to(RoleState& role, NodeId peer) {
+  Progress& p = role.progress[peer.value];
+  p.last_send = Loop::current().now();
+  p.commit_sent = commit_index_;
+  ++p.inflight;
+  if (p.next_index <= log_.snapshot_index()) {
+    // The entries the follower needs are compacted away: send the snapshot (Figure 13), whole.
+    ++p.payload_inflight;
+    InstallSnapshotArgs args{current_term_, self_, snapshot_.last_included_index,
+                             snapshot_.last_included_term, 0, snapshot_.data, true};
+    URAFT_ASSERT(args.last_included_index == log_.snapshot_index());
+    role.scope.spawn(report_errors(this, send_snapshot(role, peer, std::move(args))));
+    return;
+  }
+  const LogIndex prev{p.next_index.value - 1};
+  const LogIndex end{log_.last_index().value + 1};
+  AppendEntriesArgs args{current_term_,
+                         self_,
+                         prev,
+                         *log_.term_at(prev),
+                         log_.slice(p.next_index, end, config_.append_bytes_max),
+                         commit_index_};
+  const bool payload = !args.entries.empty();
+  if (payload) ++p.payload_inflight;
+  role.scope.spawn(report_errors(this, send_append(role, peer, std::move(args), payload)));
+}
+
+Task<void> Node::send_append(RoleState& role, NodeId peer, AppendEntriesArgs args, bool payload) {
+  Progress& p = role.progress[peer.value];
+  const Inflight inflight(p.inflight, p.payload_inflight, payload, p.wake);
+  const CancelToken token = co_await current_token();
+  const Stamp stamp = stamp_of(role);
+  check_stamp(token, stamp);
+  const LogIndex sent_last{args.prev_log_index.value + args.entries.size()};
+  Message request = std::move(args);
+  const RpcResult result = co_await rpc_.call(peer, std::move(request), config_.rpc_timeout);
+  check_stamp(token, stamp);
+  if (!result.ok()) co_return;  // Lost: the next heartbeat carries the same entries.
+  const auto* reply = std::get_if<AppendEntriesReply>(&*result.reply);
+  if (reply == nullptr) co_return;
+  if (observe(reply->term)) {
+    co_await persist_hard_state();
+    check_stamp(token, stamp);  // Stepped down: this throws Cancelled.
+  }
+  if (reply->term != stamp.term) co_return;  // Not an answer a correct peer gives.
+  on_append_reply(role, peer, sent_last, *reply);
+}
+
+void Node::on_append_reply(RoleState& role, NodeId peer, LogIndex sent_last,
+                           const AppendEntriesReply& reply) {
+  Progress& p = role.progress[peer.value];
+  if (reply.success) {
+    // Figure 2, Leaders, 3: on success update nextIndex and matchIndex. Only what this request
+    // carried can be known to match, whatever the reply claims.
+    on_match(role, peer, std::min(reply.match_index, sent_last));
+    return;
+  }
+  // Figure 2, Leaders, 3: on a rejection decrement nextIndex and retry — by a whole term at a
+  // time, with the follower's hints.
+  p.next_index = next_index_after_reject(log_, p.match_index, reply);
+}
+
+Task<void> Node::send_snapshot(RoleState& role, NodeId peer, InstallSnapshotArgs args) {
+  Progress& p = role.progress[peer.value];
+  const Inflight inflight(p.inflight, p.payload_inflight, true, p.wake);
+  const CancelToken token = co_await current_token();
+  const Stamp stamp = stamp_of(role);
+  check_stamp(token, stamp);
+  const LogIndex included = args.last_included_index;
+  Message request = std::move(args);
+  const RpcResult result = co_await rpc_.call(peer, std::move(request), config_.rpc_timeout);
+  check_stamp(token, stamp);
+  if (!result.ok()) co_return;
+  const auto* reply = std::get_if<InstallSnapshotReply>(&*result.reply);
+  if (reply == nullptr) co_return;
+  if (observe(reply->term)) {
+    co_await persist_hard_state();
+    check_stamp(token, stamp);
+  }
+  if (reply->term != stamp.term) co_return;
+  // The follower holds the snapshot now, or had committed past it already: either way its
+  // log matches ours up to the snapshot.
+  on_match(role, peer, included);
+}
+
+void Node::on_match(RoleState& role, NodeId peer, LogIndex matched) {
+  Progress& p = role.progress[peer.value];
+  URAFT_ASSERT(matched <= log_.last_index());
+  p.match_index = std::max(p.match_index, matched);
+  p.next_index = std::max(p.next_index, LogIndex{p.match_index.value + 1});
+  advance_leader_commit(role);
+}
+
+void Node::advance_leader_commit(RoleState& role) {
+  std::array<LogIndex, kClusterSizeMax> matches;
+  for (std::size_t i = 0; i < cluster_size_; ++i) {
+    matches[i] = NodeId{static_cast<std::uint32_t>(i)} == self_ ? role.durable_index
+                                                                : role.progress[i].match_index;
+  }
+  // Figure 2, Leaders, 4, through the rule: a majority holds N and log[N] is of our term.
+  const LogIndex commit = advance_commit(log_, current_term_,
+                                         std::span(matches.data(), cluster_size_), commit_index_);
+  if (commit > commit_index_) {
+    set_commit_index(commit);
+    wake_replicators(role);
+  }
+}
+
+Task<void> Node::persist_leader_log(RoleState& role) {
+  const CancelToken token = co_await current_token();
+  const Stamp stamp = stamp_of(role);
+  check_stamp(token, stamp);
+  for (;;) {
+    if (stored_match_ == log_.last_index()) {
+      role.log_grown.reset();
+      co_await role.log_grown.wait();
+      check_stamp(token, stamp);
+      continue;
+    }
+    const LogIndex last = log_.last_index();
+    co_await persist_log();
+    check_stamp(token, stamp);
+    // The leader counts itself toward a majority only for entries on its own disk.
+    role.durable_index = std::max(role.durable_index, last);
+    advance_leader_commit(role);
+  }
+}
+
+}  // namespace uraft

@@ -1,0 +1,334 @@
+// Node: one Raft peer's drivers on the simulated loop — elections, replication, restart from
+// storage, snapshots, persist-before-reply and role cancellation — through SimNetwork (reliable,
+// labrpc's model) or a scripted endpoint that calls nothing.
+#include "raft/node.h"
+
+#include <doctest/doctest.h>
+
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "core/loop.h"
+#include "core/scope.h"
+#include "core/when.h"
+#include "net/sim_network.h"
+#include "raft/mem_storage.h"
+
+namespace uraft {
+namespace {
+
+using namespace std::chrono_literals;
+
+// `prefix` then `i` (appended, not operator+: g++ 12 -Wrestrict misfires on "lit" + string).
+std::string numbered(const char* prefix, std::size_t i) {
+  std::string s = prefix;
+  s += std::to_string(i);
+  return s;
+}
+
+// An endpoint that refuses every call after a short wait: for driving handlers directly.
+class NullEndpoint final : public RpcEndpoint {
+ public:
+  explicit NullEndpoint(NodeId self) : self_(self) {}
+  NodeId self() const noexcept override { return self_; }
+  Task<RpcResult> call(NodeId, Message, Duration timeout) override {
+    ++calls;
+    co_await sleep_for(timeout);
+    co_return RpcResult::failure(RpcError::kTimeout);
+  }
+  void serve(RpcHandler* handler) override { served = handler; }
+
+  int calls = 0;
+  RpcHandler* served = nullptr;
+
+ private:
+  NodeId self_;
+};
+
+// A cluster of nodes on one SimNetwork, each with a task collecting its apply stream.
+struct Cluster {
+  explicit Cluster(std::size_t n, Config c = Config::lab()) : config(c), net(n), servers(n) {
+    net.set_long_delays(true);
+    for (std::size_t i = 0; i < n; ++i) servers[i].storage = std::make_unique<MemStorage>();
+  }
+
+  struct Server {
+    std::unique_ptr<MemStorage> storage;
+    std::unique_ptr<Node> node;
+    std::vector<ApplyMsg> applied;
+    std::vector<std::unique_ptr<Node>> dead;        // Killed instances, kept until the end.
+    std::vector<std::unique_ptr<MemStorage>> old;  // Their storages (still written to).
+  };
+
+  static Task<void> collect(Node* node, std::vector<ApplyMsg>* out) {
+    for (;;) {
+      std::optional<ApplyMsg> m = co_await node->apply_channel().receive();
+      if (!m) co_return;
+      out->push_back(std::move(*m));
+    }
+  }
+
+  Task<void> start(std::size_t i) {
+    Server& s = servers[i];
+    const RecoveredState recovered = co_await s.storage->load();
+    const NodeId id{static_cast<std::uint32_t>(i)};
+    s.node = std::make_unique<Node>(id, servers.size(), net.endpoint(id), *s.storage, config,
+                                    recovered);
+    tasks.spawn(s.node->run());
+    tasks.spawn(collect(s.node.get(), &s.applied));
+    net.connect(id);
+  }
+
+  Task<void> start_all() {
+    for (std::size_t i = 0; i < servers.size(); ++i) co_await start(i);
+  }
+
+  // Crash i: its storage survives as a copy; the old instance may keep writing the old one.
+  Task<void> crash(std::size_t i) {
+    Server& s = servers[i];
+    const NodeId id{static_cast<std::uint32_t>(i)};
+    net.disconnect(id);
+    co_await net.crash(id);
+    std::unique_ptr<MemStorage> copy = s.storage->copy();
+    s.node->kill();
+    s.dead.push_back(std::move(s.node));
+    s.old.push_back(std::exchange(s.storage, std::move(copy)));
+    s.applied.clear();
+  }
+
+  Task<void> stop() {
+    for (Server& s : servers) {
+      if (s.node) s.node->kill();
+    }
+    co_await tasks.join();
+    co_await net.close();
+  }
+
+  std::optional<std::size_t> leader() const {
+    std::optional<std::size_t> found;
+    for (std::size_t i = 0; i < servers.size(); ++i) {
+      const Server& s = servers[i];
+      if (s.node && net.connected(NodeId{static_cast<std::uint32_t>(i)}) &&
+          s.node->state().is_leader) {
+        found = i;
+      }
+    }
+    return found;
+  }
+
+  // Polls until some connected node leads; fails after 5 s.
+  Task<std::size_t> wait_leader() {
+    for (int i = 0; i < 100; ++i) {
+      if (auto l = leader()) co_return *l;
+      co_await sleep_for(50ms);
+    }
+    FAIL("no leader");
+    co_return 0;
+  }
+
+  // Polls until every running node applied `index`.
+  Task<bool> wait_applied(LogIndex index) {
+    for (int i = 0; i < 200; ++i) {
+      bool all = true;
+      for (const Server& s : servers) {
+        if (s.node && s.node->last_applied() < index) all = false;
+      }
+      if (all) co_return true;
+      co_await sleep_for(50ms);
+    }
+    co_return false;
+  }
+
+  Config config;
+  SimNetwork net;
+  std::vector<Server> servers;
+  Scope tasks;
+};
+
+Task<void> elects_one_leader(Cluster* c) {
+  co_await c->start_all();
+  const std::size_t l = co_await c->wait_leader();
+  const Term term = c->servers[l].node->current_term();
+  CHECK(term >= Term{1});
+  co_await sleep_for(2s);  // No failures: the leader keeps its term.
+  CHECK(c->leader() == l);
+  for (const auto& s : c->servers) {
+    CHECK(s.node->current_term() == term);
+    CHECK(s.node->leader_id() == NodeId{static_cast<std::uint32_t>(l)});
+  }
+  co_await c->stop();
+}
+
+TEST_CASE("three nodes elect one leader, which keeps its term while nothing fails") {
+  // Goal: the election path end to end (timer, campaign, when_quorum, heartbeats).
+  for (std::uint64_t seed = 1; seed <= 5; ++seed) {
+    auto loop = Loop::simulated({.seed = seed});
+    Cluster c(3);
+    loop->run(elects_one_leader(&c));
+  }
+}
+
+Task<void> replicates_in_order(Cluster* c) {
+  co_await c->start_all();
+  const std::size_t l = co_await c->wait_leader();
+  for (int i = 1; i <= 20; ++i) {
+    const StartResult r = c->servers[l].node->start(numbered("cmd", static_cast<std::size_t>(i)));
+    CHECK(r.is_leader);
+    CHECK(r.index == LogIndex{static_cast<std::uint64_t>(i)});
+  }
+  CHECK(co_await c->wait_applied(LogIndex{20}));
+  for (const auto& s : c->servers) {
+    REQUIRE(s.applied.size() == 20);
+    for (std::size_t i = 0; i < 20; ++i) {
+      CHECK(s.applied[i].kind == ApplyMsg::Kind::kCommand);
+      CHECK(s.applied[i].index == LogIndex{i + 1});
+      CHECK(s.applied[i].data == numbered("cmd", i + 1));
+    }
+    // Persist before reply: every follower's entries are in its storage.
+    CHECK(s.storage->last_index() == LogIndex{20});
+  }
+  co_await c->stop();
+}
+
+TEST_CASE("a leader's commands commit and apply on every node, in order") {
+  // Goal: start(), replication, advance_commit and the applier.
+  auto loop = Loop::simulated({.seed = 7});
+  Cluster c(3);
+  loop->run(replicates_in_order(&c));
+}
+
+TEST_CASE("replication works when every storage write takes time") {
+  // Goal: the asynchronous persistence paths (writes that suspend) keep the protocol going.
+  auto loop = Loop::simulated({.seed = 8});
+  Cluster c(3);
+  for (auto& s : c.servers) s.storage->set_write_delay(3ms);
+  loop->run(replicates_in_order(&c));
+}
+
+Task<void> survives_leader_crash(Cluster* c) {
+  co_await c->start_all();
+  const std::size_t l1 = co_await c->wait_leader();
+  (void)c->servers[l1].node->start("a");
+  CHECK(co_await c->wait_applied(LogIndex{1}));
+  co_await c->crash(l1);
+  const std::size_t l2 = co_await c->wait_leader();
+  CHECK(l2 != l1);
+  (void)c->servers[l2].node->start("b");
+  co_await sleep_for(1s);
+  co_await c->start(l1);  // Restarts from its storage: term, vote and log come back.
+  CHECK(c->servers[l1].node->log().last_index() == LogIndex{1});
+  CHECK(co_await c->wait_applied(LogIndex{2}));
+  const auto& applied = c->servers[l1].applied;
+  REQUIRE(applied.size() == 2);  // A restarted node re-applies from the start of its log.
+  CHECK(applied[0].data == "a");
+  CHECK(applied[1].data == "b");
+  co_await c->stop();
+}
+
+TEST_CASE("a crashed leader is replaced, restarts from storage and catches up") {
+  // Goal: crash/restart with MemStorage's copy semantics; a new leader commits.
+  auto loop = Loop::simulated({.seed = 11});
+  Cluster c(3);
+  loop->run(survives_leader_crash(&c));
+}
+
+Task<void> installs_snapshot(Cluster* c) {
+  co_await c->start_all();
+  const std::size_t l = co_await c->wait_leader();
+  const std::size_t lagging = (l + 1) % 3;
+  c->net.disconnect(NodeId{static_cast<std::uint32_t>(lagging)});
+  for (int i = 1; i <= 30; ++i) (void)c->servers[l].node->start(numbered("x", static_cast<std::size_t>(i)));
+  co_await sleep_for(1s);
+  // The service snapshots at 25 on the connected nodes; the leader's log loses 1..25.
+  for (std::size_t i = 0; i < 3; ++i) {
+    if (i != lagging) co_await c->servers[i].node->snapshot(LogIndex{25}, "state@25");
+  }
+  CHECK(c->servers[l].node->log().snapshot_index() == LogIndex{25});
+  CHECK(c->servers[l].storage->snapshot()->last_included_index == LogIndex{25});
+  c->net.connect(NodeId{static_cast<std::uint32_t>(lagging)});
+  CHECK(co_await c->wait_applied(LogIndex{30}));
+  const auto& applied = c->servers[lagging].applied;
+  // It may have applied nothing before; then the snapshot, then 26..30 in order.
+  REQUIRE(applied.size() == 6);
+  CHECK(applied[0].kind == ApplyMsg::Kind::kSnapshot);
+  CHECK(applied[0].index == LogIndex{25});
+  CHECK(applied[0].data == "state@25");
+  for (std::size_t i = 1; i < 6; ++i) CHECK(applied[i].index == LogIndex{25 + i});
+  CHECK(c->servers[lagging].node->log().snapshot_index() == LogIndex{25});
+  co_await c->stop();
+}
+
+TEST_CASE("a follower behind the leader's snapshot gets it by InstallSnapshot") {
+  // Goal: 2D — snapshot(), log trimming, InstallSnapshot, the snapshot on the apply stream.
+  auto loop = Loop::simulated({.seed = 3});
+  Cluster c(3);
+  loop->run(installs_snapshot(&c));
+}
+
+Task<void> vote_waits_for_storage(MemStorage* storage, NullEndpoint* rpc) {
+  Scope scope;
+  Node node(NodeId{0}, 3, *rpc, *storage, Config::lab(), RecoveredState{});
+  scope.spawn(node.run());
+  CHECK(rpc->served == &node);
+  const RequestVoteArgs args{Term{5}, NodeId{2}, LogIndex{0}, Term{0}};
+  const TimePoint asked = Loop::current().now();
+  const Message reply = co_await node.handle(NodeId{2}, args);
+  // The reply left only once the vote was durable.
+  CHECK(Loop::current().now() - asked >= 20ms);
+  CHECK(storage->hard_state() == HardState{Term{5}, NodeId{2}});
+  const auto* vote = std::get_if<RequestVoteReply>(&reply);
+  REQUIRE(vote != nullptr);
+  CHECK(vote->vote_granted);
+  CHECK(vote->term == Term{5});
+  // A second candidate of the same term is refused: one vote per term.
+  const RequestVoteArgs other{Term{5}, NodeId{1}, LogIndex{0}, Term{0}};
+  const Message refused = co_await node.handle(NodeId{1}, other);
+  CHECK_FALSE(std::get<RequestVoteReply>(refused).vote_granted);
+  node.kill();
+  CHECK(rpc->served == nullptr);
+  co_await scope.join();
+}
+
+TEST_CASE("a vote is durable before it is granted") {
+  // Goal: persist before reply, with a storage whose writes take 20 ms.
+  auto loop = Loop::simulated({.seed = 1});
+  MemStorage storage;
+  storage.set_write_delay(20ms);
+  NullEndpoint rpc(NodeId{0});
+  loop->run(vote_waits_for_storage(&storage, &rpc));
+}
+
+Task<void> candidate_steps_down(MemStorage* storage, NullEndpoint* rpc) {
+  Scope scope;
+  Node node(NodeId{0}, 3, *rpc, *storage, Config::lab(), RecoveredState{});
+  scope.spawn(node.run());
+  // No peer answers: the node stands for election over and over.
+  co_await sleep_for(2s);
+  CHECK(node.role() == Role::kCandidate);
+  const Term term = node.current_term();
+  CHECK(term >= Term{2});
+  CHECK(storage->hard_state() == HardState{term, NodeId{0}});
+  // A leader of a newer term: the candidacy is cancelled at once, in the handler.
+  const AppendEntriesArgs append{Term{term.value + 3}, NodeId{1}, LogIndex{0}, Term{0}, {},
+                                 LogIndex{0}};
+  const Message reply = co_await node.handle(NodeId{1}, append);
+  CHECK(node.role() == Role::kFollower);
+  CHECK(node.leader_id() == NodeId{1});
+  CHECK(std::get<AppendEntriesReply>(reply).success);
+  CHECK(storage->hard_state() == HardState{Term{term.value + 3}, kNoNode});
+  node.kill();
+  co_await scope.join();
+}
+
+TEST_CASE("a term change cancels the candidacy and the node follows the new leader") {
+  // Goal: observe_term is the choke point; role scopes are cancelled synchronously.
+  auto loop = Loop::simulated({.seed = 2});
+  MemStorage storage;
+  NullEndpoint rpc(NodeId{0});
+  loop->run(candidate_steps_down(&storage, &rpc));
+}
+
+}  // namespace
+}  // namespace uraft
