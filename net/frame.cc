@@ -4,6 +4,7 @@
 
 #include "core/assert.h"
 #include "net/crc32c.h"
+#include "net/little_endian.h"
 
 namespace uraft {
 namespace {
@@ -17,16 +18,6 @@ constexpr std::size_t kRequestIdAt = 14;
 constexpr std::size_t kPayloadBytesAt = 22;
 constexpr std::size_t kCrcAt = 26;
 static_assert(kCrcAt + 4 == kFrameHeaderBytes);
-
-void store_le(char* dst, std::uint64_t v, std::size_t bytes) noexcept {
-  for (std::size_t i = 0; i < bytes; ++i) dst[i] = static_cast<char>(v >> (8 * i));
-}
-
-std::uint64_t load_le(const std::byte* src, std::size_t bytes) noexcept {
-  std::uint64_t v = 0;
-  for (std::size_t i = 0; i < bytes; ++i) v |= std::to_integer<std::uint64_t>(src[i]) << (8 * i);
-  return v;
-}
 
 // The CRC both sides compute: the header before its CRC field, then the payload.
 std::uint32_t frame_crc(std::span<const std::byte> frame) noexcept {

@@ -14,6 +14,7 @@
 #include "core/loop.h"
 #include "core/when.h"
 #include "net/crc32c.h"
+#include "net/little_endian.h"
 
 namespace uraft {
 namespace {
@@ -30,16 +31,6 @@ constexpr int kListenBacklog = 64;
 constexpr Duration kAcceptErrorPause = std::chrono::milliseconds(10);
 // A writer's buffer that grew past this (a burst of large appends) gives its memory back.
 constexpr std::size_t kSendBufferRetainBytes = std::size_t{1} << 20;
-
-void store_le(char* dst, std::uint64_t v, std::size_t bytes) noexcept {
-  for (std::size_t i = 0; i < bytes; ++i) dst[i] = static_cast<char>(v >> (8 * i));
-}
-
-std::uint64_t load_le(const std::byte* src, std::size_t bytes) noexcept {
-  std::uint64_t v = 0;
-  for (std::size_t i = 0; i < bytes; ++i) v |= std::to_integer<std::uint64_t>(src[i]) << (8 * i);
-  return v;
-}
 
 // Closes a socket when the task owning it ends, however it ends. Every operation on the
 // socket has completed by then: an awaiter resumes only after the kernel's completion.
