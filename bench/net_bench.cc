@@ -154,7 +154,13 @@ Task<void> serve(ServerControl* ctl) {
   options.self = kServer;
   options.cluster_id = kCluster;
   options.addresses[kClient] = ctl->client;
-  std::unique_ptr<Transport> t = open_transport(ctl->kind, std::move(options));
+  std::unique_ptr<Transport> t;
+  try {
+    t = open_transport(ctl->kind, std::move(options));
+  } catch (const std::exception&) {
+    ctl->ready.set_exception(std::current_exception());  // The client reports it.
+    co_return;
+  }
   TransportRpc rpc(*t);
   EchoHandler echo;
   rpc.serve(&echo);
@@ -165,7 +171,13 @@ Task<void> serve(ServerControl* ctl) {
 }
 
 void server_thread(ServerControl* ctl) {
-  auto loop = Loop::uring();
+  std::unique_ptr<Loop> loop;
+  try {
+    loop = Loop::uring();
+  } catch (const std::exception&) {
+    ctl->ready.set_exception(std::current_exception());  // The client reports it.
+    return;
+  }
   loop->post_queue();  // Opened on this thread before the client posts to it.
   ctl->loop = loop.get();
   loop->run(serve(ctl));
@@ -198,7 +210,18 @@ Task<void> client(Kind kind, const Params* params, ServerControl* ctl, UraftRoun
   std::unique_ptr<Transport> t = open_transport(kind, std::move(options));
   ctl->client = t->local_address();
   std::thread server(server_thread, ctl);
-  const SocketAddress server_address = ctl->ready.get_future().get();  // Blocks: fine here.
+  SocketAddress server_address;
+  std::exception_ptr server_failed;
+  try {
+    server_address = ctl->ready.get_future().get();  // Blocks this loop: nothing else runs yet.
+  } catch (...) {
+    server_failed = std::current_exception();
+  }
+  if (server_failed) {
+    server.join();
+    co_await t->close();
+    std::rethrow_exception(server_failed);
+  }
   t->set_peer(kServer, server_address);
   TransportRpc rpc(*t);
   Loop& loop = Loop::current();

@@ -18,10 +18,12 @@ TransportRpc::~TransportRpc() {
   URAFT_ASSERT(pending_.empty());
 }
 
-// The race of a call's reply against its deadline, as one awaiter. It is when_any(reply,
-// timer) with the loser withdrawn, without when_any's child tasks: those cost three extra
-// loop turns and, because they are scheduled in the turn that queued the request, a separate
-// io_uring_enter to submit it before the loop can block (docs/transports.md has the numbers).
+// The race of a call's reply against its deadline, as one awaiter: when_any(reply, timer)
+// with the loser withdrawn, without when_any's two child tasks, whose allocations and three
+// extra loop turns per call cost a tenth of the ping-pong latency and two thirds of the
+// pipelined throughput (docs/transports.md has the numbers). Whoever comes first (reply,
+// close(), cancellation, or the timer) schedules the call; wake() is a no-op once the timer
+// has fired, since the loop has scheduled the call then.
 class TransportRpc::ReplyWait {
  public:
   ReplyWait(PendingCall& pending, TimePoint deadline) : pending_(pending) {

@@ -10,6 +10,7 @@
 
 #include <map>
 #include <memory>
+#include <stdexcept>
 #include <string>
 #include <system_error>
 #include <utility>
@@ -630,6 +631,42 @@ TEST_CASE_TEMPLATE("rpc: close() fails waiting calls with kClosed and cancels ha
                    URAFT_ALL_KINDS) {
   auto loop = Loop::uring();
   loop->run(close_cancels_everything(K::kind));
+  CHECK(loop->backend().inflight() == 0);
+}
+
+// Throws for ClientRequest "boom", echoes everything else.
+class ThrowingHandler final : public RpcHandler {
+ public:
+  Task<Message> handle(NodeId from, Message request) override {
+    const auto* m = std::get_if<ClientRequest>(&request);
+    if (m != nullptr && m->payload == "boom") throw std::runtime_error("handler failed");
+    co_return reply_for(from, request);
+  }
+};
+
+Task<void> handler_errors_are_contained(Kind kind) {
+  Cluster c{kind};
+  c.open(node(0));
+  c.open(node(1));
+  ThrowingHandler throwing;
+  c.rpc(node(1)).serve(&throwing);
+  RpcResult r = co_await c.rpc(node(0)).call(node(1), ask("boom"), std::chrono::milliseconds(50));
+  CHECK(r.error == RpcError::kTimeout);
+  CHECK(c.rpc(node(1)).counters().handler_errors == 1);
+  CHECK(c.rpc(node(1)).handlers_inflight() == 0);
+  r = co_await c.rpc(node(0)).call(node(1), ask("fine"), kSafeTimeout);  // It serves on.
+  CHECK(r.ok());
+  // No handler at all: requests are refused (unanswered) and counted.
+  c.rpc(node(1)).serve(nullptr);
+  r = co_await c.rpc(node(0)).call(node(1), ask("anyone?"), std::chrono::milliseconds(50));
+  CHECK(r.error == RpcError::kTimeout);
+  CHECK(c.rpc(node(1)).counters().requests_refused == 1);
+  co_await close_all(&c);
+}
+
+TEST_CASE_TEMPLATE("rpc: a handler that throws fails its own request only", K, TcpKind, UdpKind) {
+  auto loop = Loop::uring();
+  loop->run(handler_errors_are_contained(K::kind));
   CHECK(loop->backend().inflight() == 0);
 }
 
