@@ -38,8 +38,8 @@ Task<void> Node::run_applier() {
       const LogEntry& entry = log_.entry(next);
       msg = ApplyMsg{ApplyMsg::Kind::kCommand, next, entry.term, entry.command};
     }
-    // lastApplied counts what was handed on: a snapshot() of it may arrive before the send
-    // completes, while the channel is full.
+    // lastApplied is what has been handed to the channel: set before the send, so nothing is
+    // read across the await (the log may be compacted or replaced meanwhile).
     last_applied_ = msg.index;
     const bool accepted = co_await apply_ch_.send(std::move(msg));
     if (!accepted) co_return;  // Closed by kill().

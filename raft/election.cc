@@ -92,8 +92,9 @@ Task<bool> Node::collect_votes(RoleState& role, RequestVoteArgs args) {
     const NodeId peer{i};
     ballots.push_back(peer == self_ ? granted_now() : request_vote(role, peer, args));
   }
+  const IsGranted granted;
   const QuorumResult<bool> votes =
-      co_await when_quorum(majority(cluster_size_), std::move(ballots), IsGranted{});
+      co_await when_quorum(majority(cluster_size_), std::move(ballots), granted);
   check_stamp(token, stamp);
   // The tally recorded every answer the quorum counted (and maybe a few more).
   if (votes.won) URAFT_ASSERT(role.tally.outcome() == VoteOutcome::kWon);

@@ -21,9 +21,14 @@ std::string describe(const LogEntry& e) {
 }  // namespace
 
 NodeView NodeView::of(const Node& node, std::uint64_t instance) {
-  return NodeView{node.id(),           instance,           node.current_term(),
-                  node.voted_for(),    node.state().is_leader, &node.log(),
-                  node.commit_index(), node.last_applied()};
+  return NodeView{node.id(),
+                  instance,
+                  node.current_term(),
+                  node.voted_for(),
+                  node.state().is_leader,
+                  &node.log(),
+                  node.commit_index(),
+                  node.last_applied()};
 }
 
 ClusterInvariants::ClusterInvariants(std::size_t cluster_size, std::uint64_t seed)
@@ -56,8 +61,8 @@ void ClusterInvariants::on_apply(NodeId id, std::uint64_t instance, const ApplyM
   std::ostringstream os;
   if (msg.kind == ApplyMsg::Kind::kSnapshot) {
     if (msg.index <= in.applied) {
-      os << "node " << id << " applied a snapshot at " << msg.index << " after index "
-         << in.applied << ": its state machine would go back";
+      os << "node " << id << " applied a snapshot at " << msg.index << " after index " << in.applied
+         << ": its state machine would go back";
       fail(os.str());
     }
     in.applied = msg.index;
@@ -144,8 +149,8 @@ void ClusterInvariants::check_log_matching(const NodeView& a, const NodeView& b)
   const RaftLog& la = *a.log;
   const RaftLog& lb = *b.log;
   // Below both commit indexes the entries are the committed ones, checked by record_committed.
-  const LogIndex floor = std::max({la.snapshot_index(), lb.snapshot_index(),
-                                   std::min(a.commit_index, b.commit_index)});
+  const LogIndex floor = std::max(
+      {la.snapshot_index(), lb.snapshot_index(), std::min(a.commit_index, b.commit_index)});
   LogIndex i = std::min(la.last_index(), lb.last_index());
   for (; i > floor; i = LogIndex{i.value - 1}) {
     if (la.term_at(i) == lb.term_at(i)) break;
@@ -166,9 +171,8 @@ void ClusterInvariants::record_committed(const NodeView& v) {
   Instance& in = nodes_[v.id.value].current;
   const RaftLog& log = *v.log;
   // Indexes this instance already reported are checked once; the log may compact them later.
-  LogIndex from = next(std::max(log.snapshot_index(), in.instance == v.instance
-                                                          ? in.committed_watermark
-                                                          : LogIndex{0}));
+  LogIndex from = next(std::max(log.snapshot_index(),
+                                in.instance == v.instance ? in.committed_watermark : LogIndex{0}));
   for (LogIndex i = from; i <= v.commit_index; i = next(i)) {
     const LogEntry& e = log.entry(i);
     if (committed_.size() <= i.value) committed_.resize(i.value + 1);
@@ -184,7 +188,9 @@ void ClusterInvariants::record_committed(const NodeView& v) {
       slot->seen_in = std::min(slot->seen_in, v.term);
     }
   }
-  if (in.instance == v.instance) in.committed_watermark = std::max(in.committed_watermark, v.commit_index);
+  if (in.instance == v.instance) {
+    in.committed_watermark = std::max(in.committed_watermark, v.commit_index);
+  }
 }
 
 void ClusterInvariants::check_leader_completeness(const NodeView& v) {

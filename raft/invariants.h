@@ -68,15 +68,15 @@ class ClusterInvariants {
   void check_leader_completeness(const NodeView& v);
 
   struct Committed {
-    Term term;             // The entry's term.
-    std::string command;   // The entry's command.
-    Term seen_in;          // The observing node's term: every leader from it on holds the entry.
+    Term term;            // The entry's term.
+    std::string command;  // The entry's command.
+    Term seen_in;         // The observing node's term: every leader from it on holds the entry.
   };
   struct Instance {
     std::uint64_t instance = 0;
     LogIndex commit_index;
-    LogIndex last_applied;     // As reported by the node.
-    LogIndex applied;          // As seen on its apply stream.
+    LogIndex last_applied;         // As reported by the node.
+    LogIndex applied;              // As seen on its apply stream.
     LogIndex committed_watermark;  // Indexes up to here were recorded from this instance.
   };
   struct NodeHistory {
@@ -89,7 +89,7 @@ class ClusterInvariants {
   std::uint64_t seed_;
   std::uint64_t checks_ = 0;
   std::vector<NodeHistory> nodes_;
-  std::map<std::uint64_t, NodeId> leaders_;  // term -> its leader.
+  std::map<std::uint64_t, NodeId> leaders_;          // term -> its leader.
   std::vector<std::optional<Committed>> committed_;  // By index; [0] unused.
   std::map<std::pair<std::uint64_t, std::uint32_t>, LogIndex> leader_watermark_;  // (term, id).
   std::vector<std::optional<std::string>> applied_;  // By index: the command applied there.

@@ -26,8 +26,8 @@ struct Node::HandlerCount {
   Node& node;
 };
 
-Node::Node(NodeId self, std::size_t cluster_size, RpcEndpoint& rpc, Storage& storage,
-           Config config, RecoveredState recovered)
+Node::Node(NodeId self, std::size_t cluster_size, RpcEndpoint& rpc, Storage& storage, Config config,
+           RecoveredState recovered)
     : self_(self),
       cluster_size_(cluster_size),
       config_(config),
@@ -56,7 +56,7 @@ Node::Node(NodeId self, std::size_t cluster_size, RpcEndpoint& rpc, Storage& sto
 }
 
 Node::~Node() {
-  // run() joined everything; a node that never ran has tasks queued that must not run.
+  // Destroyed only after run() returned: it joined every task and handler of the node.
   URAFT_ASSERT(root_.active() == 0);
   URAFT_ASSERT(handlers_active_ == 0);
 }
@@ -174,7 +174,7 @@ void Node::change_role(Role role) {
     case Role::kLeader:
       // Figure 2, Volatile state on leaders, reinitialized after election. The campaign
       // persisted the log and its vote (Storage keeps order) and a candidate's log does not
-      // grow: the whole log is durable here. The writer persists anything newer.
+      // grow: the whole log is durable here. The writer persists what start() adds.
       r.durable_index = stored_match_;
       URAFT_ASSERT(stored_match_ == log_.last_index());
       r.progress.resize(cluster_size_);
@@ -193,7 +193,9 @@ void Node::change_role(Role role) {
   }
 }
 
-void Node::spawn_role_task(Task<void> task) { role_->scope.spawn(report_errors(this, std::move(task))); }
+void Node::spawn_role_task(Task<void> task) {
+  role_->scope.spawn(report_errors(this, std::move(task)));
+}
 
 Task<void> Node::report_errors(Node* node, Task<void> task) {
   try {
@@ -345,8 +347,8 @@ Task<Message> Node::handle_install_snapshot(InstallSnapshotArgs args) {
     if (install) {
       // Figure 13, receiver, 8: reset the state machine from the snapshot: the applier hands
       // it on before anything after it; commit and apply move up to it.
-      snapshot_ = SnapshotRecord{args.last_included_index, args.last_included_term,
-                                 std::move(args.data)};
+      snapshot_ =
+          SnapshotRecord{args.last_included_index, args.last_included_term, std::move(args.data)};
       *install = snapshot_;
       snapshot_to_apply_ = true;
       set_commit_index(args.last_included_index);

@@ -65,8 +65,8 @@ class Node final : public RpcHandler {
  public:
   // A peer that starts as a follower from `recovered` (what `storage` held). It serves `rpc`
   // at once; run() must then be awaited (or spawned) until the node stops.
-  Node(NodeId self, std::size_t cluster_size, RpcEndpoint& rpc, Storage& storage,
-       Config config, RecoveredState recovered);
+  Node(NodeId self, std::size_t cluster_size, RpcEndpoint& rpc, Storage& storage, Config config,
+       RecoveredState recovered);
   Node(const Node&) = delete;
   Node& operator=(const Node&) = delete;
   ~Node() override;
@@ -104,9 +104,9 @@ class Node final : public RpcHandler {
  private:
   // The leader's view of one follower (Figure 2, Volatile state on leaders).
   struct Progress {
-    LogIndex next_index;   // Next entry to send; at or below the snapshot: send the snapshot.
-    LogIndex match_index;  // Highest entry known to match the leader's log.
-    std::size_t inflight = 0;          // RPCs awaiting a reply.
+    LogIndex next_index;       // Next entry to send; at or below the snapshot: send the snapshot.
+    LogIndex match_index;      // Highest entry known to match the leader's log.
+    std::size_t inflight = 0;  // RPCs awaiting a reply.
     std::size_t payload_inflight = 0;  // Of those, the ones carrying entries or a snapshot.
     TimePoint last_send;
     LogIndex commit_sent;  // The leader_commit of the last request sent.

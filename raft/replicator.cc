@@ -97,8 +97,9 @@ void Node::send_to(RoleState& role, NodeId peer) {
   if (p.next_index <= log_.snapshot_index()) {
     // The entries the follower needs are compacted away: send the snapshot (Figure 13), whole.
     ++p.payload_inflight;
-    InstallSnapshotArgs args{current_term_, self_, snapshot_.last_included_index,
-                             snapshot_.last_included_term, 0, snapshot_.data, true};
+    InstallSnapshotArgs args{
+        current_term_,  self_, snapshot_.last_included_index, snapshot_.last_included_term, 0,
+        snapshot_.data, true};
     URAFT_ASSERT(args.last_included_index == log_.snapshot_index());
     role.scope.spawn(report_errors(this, send_snapshot(role, peer, std::move(args))));
     return;
@@ -189,8 +190,8 @@ void Node::advance_leader_commit(RoleState& role) {
                                                                 : role.progress[i].match_index;
   }
   // Figure 2, Leaders, 4, through the rule: a majority holds N and log[N] is of our term.
-  const LogIndex commit = advance_commit(log_, current_term_,
-                                         std::span(matches.data(), cluster_size_), commit_index_);
+  const LogIndex commit =
+      advance_commit(log_, current_term_, std::span(matches.data(), cluster_size_), commit_index_);
   if (commit > commit_index_) {
     set_commit_index(commit);
     wake_replicators(role);

@@ -58,7 +58,7 @@ struct Cluster {
     std::unique_ptr<MemStorage> storage;
     std::unique_ptr<Node> node;
     std::vector<ApplyMsg> applied;
-    std::vector<std::unique_ptr<Node>> dead;        // Killed instances, kept until the end.
+    std::vector<std::unique_ptr<Node>> dead;       // Killed instances, kept until the end.
     std::vector<std::unique_ptr<MemStorage>> old;  // Their storages (still written to).
   };
 
@@ -74,8 +74,8 @@ struct Cluster {
     Server& s = servers[i];
     const RecoveredState recovered = co_await s.storage->load();
     const NodeId id{static_cast<std::uint32_t>(i)};
-    s.node = std::make_unique<Node>(id, servers.size(), net.endpoint(id), *s.storage, config,
-                                    recovered);
+    s.node =
+        std::make_unique<Node>(id, servers.size(), net.endpoint(id), *s.storage, config, recovered);
     tasks.spawn(s.node->run());
     tasks.spawn(collect(s.node.get(), &s.applied));
     net.connect(id);
@@ -128,8 +128,33 @@ struct Cluster {
     co_return 0;
   }
 
+  // Polls until a connected node leads in a term after `after`; fails after 10 s.
+  Task<std::size_t> wait_leader_after(Term after) {
+    for (int i = 0; i < 200; ++i) {
+      if (auto l = leader(); l && servers[*l].node->current_term() > after) co_return *l;
+      co_await sleep_for(50ms);
+    }
+    FAIL("no leader after term " << after);
+    co_return 0;
+  }
+
+  void isolate_all() {
+    for (std::size_t i = 0; i < servers.size(); ++i)
+      net.disconnect(NodeId{static_cast<std::uint32_t>(i)});
+  }
+  void connect(std::size_t i) { net.connect(NodeId{static_cast<std::uint32_t>(i)}); }
+
+  // The command `i` applied at `index`, if it did.
+  std::optional<std::string> applied_at(std::size_t i, std::uint64_t index) const {
+    for (const ApplyMsg& m : servers[i].applied) {
+      if (m.kind == ApplyMsg::Kind::kCommand && m.index == LogIndex{index}) return m.data;
+    }
+    return std::nullopt;
+  }
+
   // Polls until every running node applied `index`.
-  Task<bool> wait_applied(LogIndex index) {
+  Task<bool> wait_applied(std::uint64_t index_value) {
+    const LogIndex index{index_value};
     for (int i = 0; i < 200; ++i) {
       bool all = true;
       for (const Server& s : servers) {
@@ -178,7 +203,7 @@ Task<void> replicates_in_order(Cluster* c) {
     CHECK(r.is_leader);
     CHECK(r.index == LogIndex{static_cast<std::uint64_t>(i)});
   }
-  CHECK(co_await c->wait_applied(LogIndex{20}));
+  CHECK(co_await c->wait_applied(20));
   for (const auto& s : c->servers) {
     REQUIRE(s.applied.size() == 20);
     for (std::size_t i = 0; i < 20; ++i) {
@@ -211,7 +236,7 @@ Task<void> survives_leader_crash(Cluster* c) {
   co_await c->start_all();
   const std::size_t l1 = co_await c->wait_leader();
   (void)c->servers[l1].node->start("a");
-  CHECK(co_await c->wait_applied(LogIndex{1}));
+  CHECK(co_await c->wait_applied(1));
   co_await c->crash(l1);
   const std::size_t l2 = co_await c->wait_leader();
   CHECK(l2 != l1);
@@ -219,7 +244,7 @@ Task<void> survives_leader_crash(Cluster* c) {
   co_await sleep_for(1s);
   co_await c->start(l1);  // Restarts from its storage: term, vote and log come back.
   CHECK(c->servers[l1].node->log().last_index() == LogIndex{1});
-  CHECK(co_await c->wait_applied(LogIndex{2}));
+  CHECK(co_await c->wait_applied(2));
   const auto& applied = c->servers[l1].applied;
   REQUIRE(applied.size() == 2);  // A restarted node re-applies from the start of its log.
   CHECK(applied[0].data == "a");
@@ -239,16 +264,18 @@ Task<void> installs_snapshot(Cluster* c) {
   const std::size_t l = co_await c->wait_leader();
   const std::size_t lagging = (l + 1) % 3;
   c->net.disconnect(NodeId{static_cast<std::uint32_t>(lagging)});
-  for (int i = 1; i <= 30; ++i) (void)c->servers[l].node->start(numbered("x", static_cast<std::size_t>(i)));
+  for (int i = 1; i <= 30; ++i)
+    (void)c->servers[l].node->start(numbered("x", static_cast<std::size_t>(i)));
   co_await sleep_for(1s);
   // The service snapshots at 25 on the connected nodes; the leader's log loses 1..25.
   for (std::size_t i = 0; i < 3; ++i) {
-    if (i != lagging) co_await c->servers[i].node->snapshot(LogIndex{25}, "state@25");
+    const LogIndex at{25};
+    if (i != lagging) co_await c->servers[i].node->snapshot(at, "state@25");
   }
   CHECK(c->servers[l].node->log().snapshot_index() == LogIndex{25});
   CHECK(c->servers[l].storage->snapshot()->last_included_index == LogIndex{25});
   c->net.connect(NodeId{static_cast<std::uint32_t>(lagging)});
-  CHECK(co_await c->wait_applied(LogIndex{30}));
+  CHECK(co_await c->wait_applied(30));
   const auto& applied = c->servers[lagging].applied;
   // It may have applied nothing before; then the snapshot, then 26..30 in order.
   REQUIRE(applied.size() == 6);
@@ -267,6 +294,73 @@ TEST_CASE("a follower behind the leader's snapshot gets it by InstallSnapshot") 
   loop->run(installs_snapshot(&c));
 }
 
+Task<void> figure8(Cluster* c) {
+  co_await c->start_all();
+  const std::size_t l1 = co_await c->wait_leader();
+  (void)c->servers[l1].node->start("a");
+  CHECK(co_await c->wait_applied(1));
+  // (a) The leader and one follower take x at index 2: not a majority, so not committed.
+  const std::size_t f = (l1 + 1) % 5;
+  std::vector<std::size_t> others;
+  for (std::size_t i = 0; i < 5; ++i) {
+    if (i != l1 && i != f) others.push_back(i);
+  }
+  c->isolate_all();
+  c->connect(l1);
+  c->connect(f);
+  CHECK(c->servers[l1].node->start("x").index == LogIndex{2});
+  co_await sleep_for(300ms);
+  CHECK(c->servers[f].node->log().last_index() == LogIndex{2});
+  // (b) The other three elect a leader of a later term, which takes y at index 2 alone.
+  c->isolate_all();
+  for (std::size_t i : others) c->connect(i);
+  const Term t1 = c->servers[l1].node->current_term();
+  const std::size_t l2 = co_await c->wait_leader_after(t1);
+  c->isolate_all();
+  CHECK(c->servers[l2].node->start("y").index == LogIndex{2});
+  const Term t2 = c->servers[l2].node->current_term();
+  std::vector<std::size_t> rest;
+  for (std::size_t i : others) {
+    if (i != l2) rest.push_back(i);
+  }
+  // (c) l1 or f leads again, later still, and copies x (of the old term) to a third node:
+  // x is now on a majority, but no entry of the leader's own term is: nothing commits.
+  c->connect(l1);
+  c->connect(f);
+  c->connect(rest[0]);
+  const std::size_t l3 = co_await c->wait_leader_after(t2);
+  CHECK((l3 == l1 || l3 == f));
+  co_await sleep_for(1s);
+  CHECK(c->servers[rest[0]].node->log().term_at(LogIndex{2}) == t1);
+  for (std::size_t i = 0; i < 5; ++i) CHECK_FALSE(c->applied_at(i, 2).has_value());
+  // (d) The leader of (b) returns with the two nodes that lack its term: it wins, overwrites
+  // x with y, and commits y with an entry of its own term.
+  c->isolate_all();
+  c->connect(l2);
+  c->connect(rest[0]);
+  c->connect(rest[1]);
+  const Term t3 = c->servers[l3].node->current_term();
+  const std::size_t l4 = co_await c->wait_leader_after(t3);
+  CHECK(l4 == l2);
+  (void)c->servers[l4].node->start("z");
+  co_await sleep_for(1s);
+  for (std::size_t i : {l2, rest[0], rest[1]}) {
+    CHECK(c->applied_at(i, 2) == std::optional<std::string>("y"));
+    CHECK(c->applied_at(i, 3) == std::optional<std::string>("z"));
+  }
+  co_await c->stop();
+}
+
+TEST_CASE("Figure 8: an old-term entry on a majority does not commit until one of the term does") {
+  // Goal: advance_commit counts only current-term entries, through the drivers; x, on a
+  // majority in (c), is later overwritten, so committing it would have broken safety.
+  for (std::uint64_t seed = 1; seed <= 5; ++seed) {
+    auto loop = Loop::simulated({.seed = seed});
+    Cluster c(5);
+    loop->run(figure8(&c));
+  }
+}
+
 Task<void> vote_waits_for_storage(MemStorage* storage, NullEndpoint* rpc) {
   Scope scope;
   Node node(NodeId{0}, 3, *rpc, *storage, Config::lab(), RecoveredState{});
@@ -274,7 +368,8 @@ Task<void> vote_waits_for_storage(MemStorage* storage, NullEndpoint* rpc) {
   CHECK(rpc->served == &node);
   const RequestVoteArgs args{Term{5}, NodeId{2}, LogIndex{0}, Term{0}};
   const TimePoint asked = Loop::current().now();
-  const Message reply = co_await node.handle(NodeId{2}, args);
+  const NodeId candidate{2};
+  const Message reply = co_await node.handle(candidate, args);
   // The reply left only once the vote was durable.
   CHECK(Loop::current().now() - asked >= 20ms);
   CHECK(storage->hard_state() == HardState{Term{5}, NodeId{2}});
@@ -284,7 +379,8 @@ Task<void> vote_waits_for_storage(MemStorage* storage, NullEndpoint* rpc) {
   CHECK(vote->term == Term{5});
   // A second candidate of the same term is refused: one vote per term.
   const RequestVoteArgs other{Term{5}, NodeId{1}, LogIndex{0}, Term{0}};
-  const Message refused = co_await node.handle(NodeId{1}, other);
+  const NodeId second{1};
+  const Message refused = co_await node.handle(second, other);
   CHECK_FALSE(std::get<RequestVoteReply>(refused).vote_granted);
   node.kill();
   CHECK(rpc->served == nullptr);
@@ -313,7 +409,8 @@ Task<void> candidate_steps_down(MemStorage* storage, NullEndpoint* rpc) {
   // A leader of a newer term: the candidacy is cancelled at once, in the handler.
   const AppendEntriesArgs append{Term{term.value + 3}, NodeId{1}, LogIndex{0}, Term{0}, {},
                                  LogIndex{0}};
-  const Message reply = co_await node.handle(NodeId{1}, append);
+  const NodeId leader{1};
+  const Message reply = co_await node.handle(leader, append);
   CHECK(node.role() == Role::kFollower);
   CHECK(node.leader_id() == NodeId{1});
   CHECK(std::get<AppendEntriesReply>(reply).success);

@@ -49,8 +49,8 @@ bool decode_snapshot(const std::string& in, std::int64_t& index, std::vector<Val
   for (std::uint64_t k = 0; k < count; ++k) {
     std::uint64_t len = 0;
     if (!next(len) || len > rest.size()) return false;
-    xlog.push_back(decode_value(
-        std::string_view(reinterpret_cast<const char*>(rest.data()), static_cast<std::size_t>(len))));
+    xlog.push_back(decode_value(std::string_view(reinterpret_cast<const char*>(rest.data()),
+                                                 static_cast<std::size_t>(len))));
     rest = rest.subspan(static_cast<std::size_t>(len));
   }
   return rest.empty();
@@ -144,13 +144,14 @@ Task<void> LabConfig::start1(int i) {
   }
   const RecoveredState recovered = co_await saved_[at(i)]->load();
   const std::uint64_t instance = ++instance_[at(i)];
-  auto rf = std::make_unique<Node>(node_id(i), at(n_), net_.endpoint(node_id(i)),
-                                   *saved_[at(i)], Config::lab(), recovered);  // AddServer.
+  auto rf = std::make_unique<Node>(node_id(i), at(n_), net_.endpoint(node_id(i)), *saved_[at(i)],
+                                   Config::lab(), recovered);  // AddServer.
   invariants_.on_start(node_id(i), instance, rf->log().snapshot_index());
   Node* raw = rf.get();
   rafts_[at(i)] = std::move(rf);
   servers_.spawn(run_server(this, i, raw));
-  servers_.spawn(snapshot_ ? applier_snap(this, i, raw, instance) : applier(this, i, raw, instance));
+  servers_.spawn(snapshot_ ? applier_snap(this, i, raw, instance)
+                           : applier(this, i, raw, instance));
 }
 
 void LabConfig::connect(int i) { net_.connect(node_id(i)); }
@@ -259,10 +260,9 @@ Task<void> LabConfig::applier_snap(LabConfig* cfg, int i, Node* rf, std::uint64_
       cfg->last_applied_[at(i)] = index;
       if ((index + 1) % kSnapShotInterval == 0) {
         const auto& li = cfg->logs_[at(i)];
-        std::vector<std::optional<Value>> xlog(li.begin(),
-                                               li.begin() + std::min<std::ptrdiff_t>(
-                                                                static_cast<std::ptrdiff_t>(li.size()),
-                                                                index + 1));
+        std::vector<std::optional<Value>> xlog(
+            li.begin(), li.begin() + std::min<std::ptrdiff_t>(
+                                         static_cast<std::ptrdiff_t>(li.size()), index + 1));
         xlog.resize(static_cast<std::size_t>(index + 1));
         std::string bytes = encode_snapshot(index, xlog);
         co_await rf->snapshot(m->index, std::move(bytes));
@@ -278,6 +278,7 @@ Task<void> LabConfig::applier_snap(LabConfig* cfg, int i, Node* rf, std::uint64_
 // --- invariants ---
 
 void LabConfig::check_invariants() {
+  if (fatal_) return;  // The first violation is the one to report.
   std::vector<NodeView> views;
   for (int i = 0; i < n_; ++i) {
     if (rafts_[at(i)]) views.push_back(NodeView::of(*rafts_[at(i)], instance_[at(i)]));

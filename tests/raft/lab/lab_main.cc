@@ -121,7 +121,9 @@ class Watchdog {
  private:
   void watch(double limit_s) {
     std::unique_lock<std::mutex> lock(mu_);
-    if (cv_.wait_for(lock, std::chrono::duration<double>(limit_s), [this] { return done_; })) return;
+    if (cv_.wait_for(lock, std::chrono::duration<double>(limit_s), [this] { return done_; })) {
+      return;
+    }
     std::fflush(stdout);
     std::fprintf(stderr, "TIMEOUT after %.0f s of wall time: %s\n", limit_s, what_.c_str());
     std::abort();
@@ -171,15 +173,16 @@ Result run_one(const LabTest& test, std::uint64_t seed, const Options& o, TestCo
   // A failed URAFT_ASSERT aborts the process: it names the run and how to replay it.
   const ScopedAssertContext context([&test, seed, &o, &loop] {
     char buf[512];
-    std::snprintf(buf, sizeof buf, "%s seed %" PRIu64 ", virtual time %.3f s; replay: %s --test %s --seeds %" PRIu64,
+    std::snprintf(buf, sizeof buf,
+                  "%s seed %" PRIu64 ", virtual time %.3f s; replay: %s --test %s --seeds %" PRIu64,
                   test.name, seed,
                   std::chrono::duration<double>(loop->now().time_since_epoch()).count(),
                   o.argv0.c_str(), test.name, seed);
     return std::string(buf);
   });
   const Watchdog watchdog(o.wall_limit_s, std::string(test.name) + " seed " + std::to_string(seed) +
-                                               "; replay: " + o.argv0 + " --test " + test.name +
-                                               " --seeds " + std::to_string(seed));
+                                              "; replay: " + o.argv0 + " --test " + test.name +
+                                              " --seeds " + std::to_string(seed));
   try {
     loop->run(run_body(test.fn, &t));
     r.passed = true;
@@ -265,11 +268,13 @@ int main_impl(int argc, char** argv) {
   }
   double total = 0;
   for (const auto& [seed, wall] : wall_by_seed) total += wall;
-  std::printf("suite wall time per seed: mean %.2fs", total / static_cast<double>(wall_by_seed.size()));
+  std::printf("suite wall time per seed: mean %.2fs",
+              total / static_cast<double>(wall_by_seed.size()));
   if (wall_by_seed.size() <= 32) {
     std::printf(" (");
     for (std::size_t i = 0; i < wall_by_seed.size(); ++i) {
-      std::printf("%s%" PRIu64 ":%.2fs", i ? " " : "", wall_by_seed[i].first, wall_by_seed[i].second);
+      std::printf("%s%" PRIu64 ":%.2fs", i ? " " : "", wall_by_seed[i].first,
+                  wall_by_seed[i].second);
     }
     std::printf(")");
   }

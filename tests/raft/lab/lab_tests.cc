@@ -40,7 +40,9 @@ Task<void> TestInitialElection2A(TestContext& t) {
   // Does the leader+term stay the same if there is no network failure?
   co_await cfg.sleep(2 * kEto);
   const int term2 = cfg.check_terms();
-  if (term1 != term2) t.warnings.push_back("warning: term changed even though there were no failures");
+  if (term1 != term2) {
+    t.warnings.push_back("warning: term changed even though there were no failures");
+  }
 
   // There should still be a leader.
   (void)co_await cfg.check_one_leader();
@@ -491,7 +493,8 @@ Task<void> TestCount2B(TestContext& t) {
     if (moved_on) continue;
 
     for (int i = 1; i < iters + 1; ++i) {
-      const Value cmd = co_await cfg.wait(starti + i, servers, static_cast<std::int64_t>(term.value));
+      const Value cmd =
+          co_await cfg.wait(starti + i, servers, static_cast<std::int64_t>(term.value));
       if (!is_int(cmd) || as_int(cmd) != cmds[static_cast<std::size_t>(i - 1)]) {
         if (is_int(cmd) && as_int(cmd) == -1) {
           // Term changed -- try again.
@@ -890,7 +893,8 @@ Task<void> TestUnreliableChurn2C(TestContext& t) { co_await internal_churn(t, tr
 
 constexpr std::size_t kMaxLogSize = 2000;
 
-Task<void> snapcommon(TestContext& t, const char* name, bool disconnect, bool reliable, bool crash) {
+Task<void> snapcommon(TestContext& t, const char* name, bool disconnect, bool reliable,
+                      bool crash) {
   const int iters = 30;
   const int servers = 3;
   LabConfig& cfg = *co_await t.make_config(servers, !reliable, true);
@@ -918,7 +922,8 @@ Task<void> snapcommon(TestContext& t, const char* name, bool disconnect, bool re
 
     // Perhaps send enough to get a snapshot.
     const std::int64_t nn = (kSnapShotInterval / 2) + (rand_int() % kSnapShotInterval);
-    for (std::int64_t k = 0; k < nn; ++k) (void)cfg.raft(sender)->start(encode_value(I(rand_int())));
+    for (std::int64_t k = 0; k < nn; ++k)
+      (void)cfg.raft(sender)->start(encode_value(I(rand_int())));
 
     // Let applier threads catch up with the Start()'s.
     if (!disconnect && !crash) {
