@@ -54,20 +54,23 @@ void RaftLog::append(std::span<const LogEntry> entries) {
   for (const LogEntry& e : entries) {
     URAFT_ASSERT(e.term >= last_term());
     entries_.push_back(e);
+    bytes_ += e.command.size();
   }
 }
 
 void RaftLog::truncate_suffix(LogIndex from) {
   URAFT_ASSERT(from > snapshot_index_);
   URAFT_ASSERT(from.value <= last_index().value + 1);
-  entries_.erase(entries_.begin() + static_cast<std::ptrdiff_t>(from.value - first_index().value),
-                 entries_.end());
+  const auto first = entries_.begin() + static_cast<std::ptrdiff_t>(from.value - first_index().value);
+  for (auto it = first; it != entries_.end(); ++it) bytes_ -= it->command.size();
+  entries_.erase(first, entries_.end());
 }
 
 void RaftLog::compact_prefix(LogIndex index) {
   const Term term = entry(index).term;  // Asserts snapshot_index() < index <= last_index().
-  entries_.erase(entries_.begin(),
-                 entries_.begin() + static_cast<std::ptrdiff_t>(offset_of(index) + 1));
+  const auto end = entries_.begin() + static_cast<std::ptrdiff_t>(offset_of(index) + 1);
+  for (auto it = entries_.begin(); it != end; ++it) bytes_ -= it->command.size();
+  entries_.erase(entries_.begin(), end);
   snapshot_index_ = index;
   snapshot_term_ = term;
 }
@@ -75,6 +78,7 @@ void RaftLog::compact_prefix(LogIndex index) {
 void RaftLog::reset_to_snapshot(LogIndex index, Term term) {
   URAFT_ASSERT(index > snapshot_index_);
   entries_.clear();
+  bytes_ = 0;
   snapshot_index_ = index;
   snapshot_term_ = term;
 }

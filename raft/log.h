@@ -25,6 +25,9 @@ class RaftLog {
   LogIndex first_index() const { return LogIndex{snapshot_index_.value + 1}; }
   LogIndex last_index() const { return LogIndex{snapshot_index_.value + entries_.size()}; }
   Term last_term() const { return entries_.empty() ? snapshot_term_ : entries_.back().term; }
+  // Entries held (above the snapshot) and the sum of their command sizes.
+  std::size_t size() const { return entries_.size(); }
+  std::size_t bytes() const { return bytes_; }
 
   // The term at `index` for snapshot_index() <= index <= last_index(); otherwise unknown.
   std::optional<Term> term_at(LogIndex index) const;
@@ -58,6 +61,7 @@ class RaftLog {
   LogIndex snapshot_index_;
   Term snapshot_term_;
   std::deque<LogEntry> entries_;  // entries_[0] is at first_index().
+  std::size_t bytes_ = 0;         // Sum of entries_[i].command.size().
 };
 
 }  // namespace uraft

@@ -92,6 +92,8 @@ void Node::kill() noexcept {
   rpc_.serve(nullptr);
   apply_ch_.close();
   root_.cancel();  // The role's scope is a child of root_: it goes too.
+  read_done_.set();  // Waiting reads leave with nullopt.
+  changed_.set();
 }
 
 StartResult Node::start(std::string command) {
@@ -105,6 +107,33 @@ StartResult Node::start(std::string command) {
   role_->log_grown.set();
   wake_replicators(*role_);
   return StartResult{log_.last_index(), current_term_, true};
+}
+
+NodeStatus Node::status() const noexcept {
+  return NodeStatus{role_->role, current_term_, leader_id_, changes_};
+}
+
+Task<void> Node::wait_change(std::uint64_t seen) {
+  while (changes_ == seen && !stopping_) {
+    changed_.reset();
+    co_await changed_.wait();
+  }
+}
+
+void Node::note_change() {
+  ++changes_;
+  changed_.set();
+}
+
+std::vector<LogIndex> Node::match_indexes() const {
+  std::vector<LogIndex> matches;
+  if (stopping_ || role_->role != Role::kLeader) return matches;
+  for (std::size_t i = 0; i < cluster_size_; ++i) {
+    matches.push_back(NodeId{static_cast<std::uint32_t>(i)} == self_
+                          ? role_->durable_index
+                          : role_->progress[i].match_index);
+  }
+  return matches;
 }
 
 NodeState Node::state() const noexcept {
@@ -162,6 +191,8 @@ void Node::change_role(Role role) {
   }
   role_ = std::make_unique<RoleState>(role, current_term_, root_.token(), cluster_size_);
   RoleState& r = *role_;
+  note_change();
+  read_done_.set();  // Reads waiting for a round of the old role leave with nullopt.
   switch (role) {
     case Role::kFollower:
       reset_election_timer();
@@ -189,6 +220,13 @@ void Node::change_role(Role role) {
         }
       }
       spawn_role_task(persist_leader_log(r));
+      spawn_role_task(run_read_rounds(r));
+      if (config_.commit_noop_on_election) {
+        // After next_index was set: the replicators send it as a new entry.
+        const LogEntry noop{current_term_, std::string()};
+        log_.append(std::span(&noop, 1));
+        r.log_grown.set();
+      }
       break;
   }
 }
@@ -215,7 +253,10 @@ void Node::recognize_leader(NodeId leader) {
   // Election Safety: one leader per term, so a leader never hears from another of its term.
   URAFT_ASSERT(role_->role != Role::kLeader);
   if (role_->role == Role::kCandidate) become_follower();
-  leader_id_ = leader;
+  if (leader_id_ != leader) {
+    leader_id_ = leader;
+    note_change();
+  }
   reset_election_timer();
 }
 
@@ -239,6 +280,8 @@ Task<void> Node::persist_log() {
   std::vector<LogEntry> entries =
       log_.slice(first, LogIndex{last.value + 1}, std::numeric_limits<std::size_t>::max());
   stored_match_ = stored_last_ = last;  // Ordered now: later writes come after this one.
+  ++stats_.log_writes;
+  stats_.log_entries_written += entries.size();
   co_await storage_.append(first, std::move(entries));
 }
 

@@ -61,6 +61,14 @@ struct NodeState {
   bool is_leader = false;
 };
 
+// What a service logs or reports about a node: read together, in one synchronous call.
+struct NodeStatus {
+  Role role = Role::kFollower;
+  Term term;
+  NodeId leader_id = kNoNode;  // The leader of `term` if known (self when leader).
+  std::uint64_t changes = 0;   // change_count() at the time of reading.
+};
+
 class Node final : public RpcHandler {
  public:
   // A peer that starts as a follower from `recovered` (what `storage` held). It serves `rpc`
@@ -86,8 +94,28 @@ class Node final : public RpcHandler {
   void kill() noexcept;
   bool killed() const noexcept { return stopping_; }
 
-  // Committed commands and installed snapshots, in order. Closed by kill().
+  // Committed commands and installed snapshots, in order. Closed by kill(). With
+  // Config::commit_noop_on_election it also carries the empty commands new leaders append:
+  // the service skips them (an empty command is never a service's own).
   Channel<ApplyMsg>& apply_channel() noexcept { return apply_ch_; }
+
+  // ReadIndex (Raft thesis §6.4): an index the caller may read its state machine at, once it
+  // has applied that index, with linearizable results. As leader, once an entry of its current
+  // term has committed (it waits for that), it records commit_index and confirms it is still
+  // leader through one round of AppendEntries sent after the read arrived and answered in its
+  // term by a majority; then returns the recorded index. Batched: every read arriving while no
+  // round is in flight joins the next round; reads arriving during a round wait for the one
+  // after it. nullopt when not leader, when leadership is lost or cannot be confirmed within
+  // election_timeout_min, or when stopping: never a stale index. Cancellable (throws
+  // Cancelled).
+  Task<std::optional<LogIndex>> read_index();
+
+  // Role, term and leader changes, without polling: change_count() grows by one at every
+  // change of role, term or known leader; wait_change(seen) completes once it differs from
+  // `seen` (at once if it already does, or when stopping). Cancellable.
+  std::uint64_t change_count() const noexcept { return changes_; }
+  NodeStatus status() const noexcept;
+  Task<void> wait_change(std::uint64_t seen);
 
   Task<Message> handle(NodeId from, Message request) override;
 
@@ -100,6 +128,26 @@ class Node final : public RpcHandler {
   const RaftLog& log() const noexcept { return log_; }
   LogIndex commit_index() const noexcept { return commit_index_; }
   LogIndex last_applied() const noexcept { return last_applied_; }
+  // For a service's status report (uraftd INFO).
+  // Leader: every node's match index by node id; the leader's own entry is how far its own
+  // log is durable. Empty when not leader.
+  std::vector<LogIndex> match_indexes() const;
+  LogIndex snapshot_index() const noexcept { return log_.snapshot_index(); }
+  Term snapshot_term() const noexcept { return log_.snapshot_term(); }
+  // Entries held above the snapshot, and their command bytes.
+  std::size_t log_entries() const noexcept { return log_.size(); }
+  std::size_t log_bytes() const noexcept { return log_.bytes(); }
+  // What the drivers did since the node started (benchmarks and INFO; never reset).
+  struct Stats {
+    std::uint64_t append_requests = 0;      // AppendEntries sent carrying entries,
+    std::uint64_t append_entries = 0;       // and the entries they carried.
+    std::uint64_t heartbeats = 0;           // AppendEntries sent empty.
+    std::uint64_t log_writes = 0;           // Storage::append calls,
+    std::uint64_t log_entries_written = 0;  // and the entries they wrote.
+  };
+  const Stats& stats() const noexcept { return stats_; }
+  // Completed ReadIndex rounds since the node started (for tests and stats).
+  std::uint64_t read_rounds() const noexcept { return read_gen_finished_; }
 
  private:
   // The leader's view of one follower (Figure 2, Volatile state on leaders).
@@ -111,6 +159,11 @@ class Node final : public RpcHandler {
     TimePoint last_send;
     LogIndex commit_sent;  // The leader_commit of the last request sent.
     Event wake;            // Set when there may be something to send.
+    // ReadIndex: the sequence number (RoleState::send_seq) of the last request sent, and the
+    // highest one answered in this term (success or not: either shows the follower had not
+    // moved to a newer term when it replied).
+    std::uint64_t sent_seq = 0;
+    std::uint64_t acked_seq = 0;
   };
 
   // A role held in one term: its stamp, its scope, and (leader) its per-follower state.
@@ -125,6 +178,11 @@ class Node final : public RpcHandler {
     std::deque<Progress> progress;  // Leader: one per node id (the leader's own unused).
     LogIndex durable_index;         // Leader: its own log is durable up to here.
     Event log_grown;                // Leader: start() appended entries to persist.
+    // Leader, ReadIndex: every request sent gets the next send_seq; a read round needs a
+    // majority to answer a request numbered read_round_seq or later (0: no round running).
+    std::uint64_t send_seq = 0;
+    std::uint64_t read_round_seq = 0;
+    Event read_wake;  // Set when a read arrives, the commit index moves, or a reply counts.
   };
 
   struct Stamp {
@@ -175,16 +233,27 @@ class Node final : public RpcHandler {
 
   // --- replicator.cc ---
   Task<void> replicate(RoleState& role, NodeId peer);
-  bool should_send(const Progress& p, TimePoint now) const;
+  bool should_send(const RoleState& role, const Progress& p, TimePoint now) const;
   void send_to(RoleState& role, NodeId peer);
-  Task<void> send_append(RoleState& role, NodeId peer, AppendEntriesArgs args, bool payload);
-  Task<void> send_snapshot(RoleState& role, NodeId peer, InstallSnapshotArgs args);
+  Task<void> send_append(RoleState& role, NodeId peer, AppendEntriesArgs args, bool payload,
+                         std::uint64_t seq);
+  Task<void> send_snapshot(RoleState& role, NodeId peer, InstallSnapshotArgs args,
+                           std::uint64_t seq);
+  // A reply in our term to request `seq` (ReadIndex counts it).
+  void on_acked(RoleState& role, Progress& p, std::uint64_t seq);
   void on_append_reply(RoleState& role, NodeId peer, LogIndex sent_last,
                        const AppendEntriesReply& reply);
   void on_match(RoleState& role, NodeId peer, LogIndex matched);
   void advance_leader_commit(RoleState& role);
   Task<void> persist_leader_log(RoleState& role);
   void wake_replicators(RoleState& role);
+
+  // --- replicator.cc: ReadIndex ---
+  // The leader's read-round driver: runs rounds while reads are waiting for one.
+  Task<void> run_read_rounds(RoleState& role);
+  bool read_round_confirmed(const RoleState& role) const;
+  void finish_read_round(std::optional<LogIndex> result);
+  void note_change();
 
   // --- applier.cc ---
   Task<void> run_applier();
@@ -222,6 +291,18 @@ class Node final : public RpcHandler {
   std::exception_ptr error_;  // The first error of a role task.
   std::size_t handlers_active_ = 0;
   Event handlers_idle_;
+
+  // ReadIndex rounds, numbered across leaderships (they never go back): reads wait for round
+  // read_gen_wanted_; the driver has started read_gen_started_ and finished
+  // read_gen_finished_, whose outcome is read_result_ (nullopt: not confirmed).
+  std::uint64_t read_gen_wanted_ = 0;
+  std::uint64_t read_gen_started_ = 0;
+  std::uint64_t read_gen_finished_ = 0;
+  std::optional<LogIndex> read_result_;
+  Event read_done_;  // Set when a round finishes and at every role change (waiters recheck).
+  std::uint64_t changes_ = 0;
+  Event changed_;
+  Stats stats_;
 };
 
 }  // namespace uraft

@@ -5,6 +5,7 @@
 // only current-term entries). A writer persists the leader's own new entries.
 #include <algorithm>
 #include <array>
+#include <optional>
 #include <span>
 #include <utility>
 #include <variant>
@@ -14,6 +15,7 @@
 #include "core/loop.h"
 #include "core/when.h"
 #include "raft/node.h"
+#include "raft/quorum.h"
 #include "raft/rules.h"
 
 namespace uraft {
@@ -56,8 +58,10 @@ void Node::wake_replicators(RoleState& role) {
   for (Progress& p : role.progress) p.wake.set();
 }
 
-bool Node::should_send(const Progress& p, TimePoint now) const {
+bool Node::should_send(const RoleState& role, const Progress& p, TimePoint now) const {
   if (p.inflight >= config_.inflight_max) return false;
+  // A read round waits for a request sent after it started.
+  if (role.read_round_seq != 0 && p.sent_seq < role.read_round_seq) return true;
   // Figure 2, Leaders, 1: heartbeats during idle periods to prevent election timeouts.
   if (now >= p.last_send + config_.heartbeat_interval) return true;
   // Figure 2, Leaders, 3: send entries from next_index (or the snapshot, if they are gone),
@@ -73,7 +77,7 @@ Task<void> Node::replicate(RoleState& role, NodeId peer) {
   check_stamp(token, stamp);
   Progress& p = role.progress[peer.value];
   for (;;) {
-    if (should_send(p, Loop::current().now())) {
+    if (should_send(role, p, Loop::current().now())) {
       send_to(role, peer);
       continue;
     }
@@ -93,6 +97,7 @@ void Node::send_to(RoleState& role, NodeId peer) {
   Progress& p = role.progress[peer.value];
   p.last_send = Loop::current().now();
   p.commit_sent = commit_index_;
+  p.sent_seq = ++role.send_seq;
   ++p.inflight;
   if (p.next_index <= log_.snapshot_index()) {
     // The entries the follower needs are compacted away: send the snapshot (Figure 13), whole.
@@ -101,7 +106,7 @@ void Node::send_to(RoleState& role, NodeId peer) {
         current_term_,  self_, snapshot_.last_included_index, snapshot_.last_included_term, 0,
         snapshot_.data, true};
     URAFT_ASSERT(args.last_included_index == log_.snapshot_index());
-    role.scope.spawn(report_errors(this, send_snapshot(role, peer, std::move(args))));
+    role.scope.spawn(report_errors(this, send_snapshot(role, peer, std::move(args), p.sent_seq)));
     return;
   }
   const LogIndex prev{p.next_index.value - 1};
@@ -113,11 +118,18 @@ void Node::send_to(RoleState& role, NodeId peer) {
                          log_.slice(p.next_index, end, config_.append_bytes_max),
                          commit_index_};
   const bool payload = !args.entries.empty();
-  if (payload) ++p.payload_inflight;
-  role.scope.spawn(report_errors(this, send_append(role, peer, std::move(args), payload)));
+  if (payload) {
+    ++p.payload_inflight;
+    ++stats_.append_requests;
+    stats_.append_entries += args.entries.size();
+  } else {
+    ++stats_.heartbeats;
+  }
+  role.scope.spawn(report_errors(this, send_append(role, peer, std::move(args), payload, p.sent_seq)));
 }
 
-Task<void> Node::send_append(RoleState& role, NodeId peer, AppendEntriesArgs args, bool payload) {
+Task<void> Node::send_append(RoleState& role, NodeId peer, AppendEntriesArgs args, bool payload,
+                             std::uint64_t seq) {
   Progress& p = role.progress[peer.value];
   const Inflight inflight(p.inflight, p.payload_inflight, payload, p.wake);
   const CancelToken token = co_await current_token();
@@ -135,6 +147,7 @@ Task<void> Node::send_append(RoleState& role, NodeId peer, AppendEntriesArgs arg
     check_stamp(token, stamp);  // Stepped down: this throws Cancelled.
   }
   if (reply->term != stamp.term) co_return;  // Not an answer a correct peer gives.
+  on_acked(role, p, seq);
   on_append_reply(role, peer, sent_last, *reply);
 }
 
@@ -152,7 +165,8 @@ void Node::on_append_reply(RoleState& role, NodeId peer, LogIndex sent_last,
   p.next_index = next_index_after_reject(log_, p.match_index, reply);
 }
 
-Task<void> Node::send_snapshot(RoleState& role, NodeId peer, InstallSnapshotArgs args) {
+Task<void> Node::send_snapshot(RoleState& role, NodeId peer, InstallSnapshotArgs args,
+                               std::uint64_t seq) {
   Progress& p = role.progress[peer.value];
   const Inflight inflight(p.inflight, p.payload_inflight, true, p.wake);
   const CancelToken token = co_await current_token();
@@ -170,6 +184,7 @@ Task<void> Node::send_snapshot(RoleState& role, NodeId peer, InstallSnapshotArgs
     check_stamp(token, stamp);
   }
   if (reply->term != stamp.term) co_return;
+  on_acked(role, p, seq);
   // The follower holds the snapshot now, or had committed past it already: either way its
   // log matches ours up to the snapshot.
   on_match(role, peer, included);
@@ -195,6 +210,7 @@ void Node::advance_leader_commit(RoleState& role) {
   if (commit > commit_index_) {
     set_commit_index(commit);
     wake_replicators(role);
+    role.read_wake.set();  // Reads may wait for a commit of this term.
   }
 }
 
@@ -215,6 +231,86 @@ Task<void> Node::persist_leader_log(RoleState& role) {
     // The leader counts itself toward a majority only for entries on its own disk.
     role.durable_index = std::max(role.durable_index, last);
     advance_leader_commit(role);
+  }
+}
+
+
+// --- ReadIndex (Raft thesis §6.4) ---
+
+Task<std::optional<LogIndex>> Node::read_index() {
+  if (stopping_ || role_->role != Role::kLeader) co_return std::nullopt;
+  const Term term = current_term_;
+  // Join the next round to start: one running now may have sent its requests before this
+  // read arrived, so it cannot vouch for it.
+  const std::uint64_t gen = read_gen_started_ + 1;
+  read_gen_wanted_ = gen;
+  role_->read_wake.set();
+  for (;;) {
+    // Any role change (change_role sets read_done_) ends the read: its round is gone.
+    if (stopping_ || current_term_ != term || role_->role != Role::kLeader) {
+      co_return std::nullopt;
+    }
+    // A later round than ours also started after this read arrived: its result serves too.
+    if (read_gen_finished_ >= gen) co_return read_result_;
+    read_done_.reset();
+    co_await read_done_.wait();
+  }
+}
+
+void Node::on_acked(RoleState& role, Progress& p, std::uint64_t seq) {
+  if (seq <= p.acked_seq) return;
+  p.acked_seq = seq;
+  if (role.read_round_seq != 0 && seq >= role.read_round_seq) role.read_wake.set();
+}
+
+bool Node::read_round_confirmed(const RoleState& role) const {
+  std::size_t acks = 1;  // The leader itself.
+  for (std::size_t i = 0; i < cluster_size_; ++i) {
+    if (NodeId{static_cast<std::uint32_t>(i)} == self_) continue;
+    if (role.progress[i].acked_seq >= role.read_round_seq) ++acks;
+  }
+  return acks >= majority(cluster_size_);
+}
+
+void Node::finish_read_round(std::optional<LogIndex> result) {
+  URAFT_ASSERT(read_gen_finished_ < read_gen_started_);
+  read_gen_finished_ = read_gen_started_;
+  read_result_ = result;
+  read_done_.set();
+}
+
+Task<void> Node::run_read_rounds(RoleState& role) {
+  const CancelToken token = co_await current_token();
+  const Stamp stamp = stamp_of(role);
+  check_stamp(token, stamp);
+  for (;;) {
+    // Wait for reads, and for an entry of this term to commit: until then commit_index may
+    // lag what an earlier leader committed (Raft thesis §6.4, step 1).
+    while (read_gen_wanted_ <= read_gen_started_ || log_.term_at(commit_index_) != current_term_) {
+      role.read_wake.reset();
+      co_await role.read_wake.wait();
+      check_stamp(token, stamp);
+    }
+    read_gen_started_ = read_gen_wanted_;
+    const LogIndex index = commit_index_;
+    // Step 2-3: a round of AppendEntries sent from now on, answered in this term by a
+    // majority, shows no newer leader had been elected when this round began.
+    role.read_round_seq = role.send_seq + 1;
+    wake_replicators(role);
+    const TimePoint deadline = Loop::current().now() + config_.election_timeout_min;
+    bool confirmed = read_round_confirmed(role);
+    while (!confirmed && Loop::current().now() < deadline) {
+      role.read_wake.reset();
+      std::vector<Task<bool>> waits;
+      waits.push_back(event_set(role.read_wake));
+      waits.push_back(timer_expires(deadline));
+      (void)co_await when_any(std::move(waits));
+      check_stamp(token, stamp);
+      confirmed = read_round_confirmed(role);
+    }
+    role.read_round_seq = 0;
+    // Not confirmed in time: perhaps deposed in a partition; the readers hear nullopt.
+    finish_read_round(confirmed ? std::optional<LogIndex>(index) : std::nullopt);
   }
 }
 
