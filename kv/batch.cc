@@ -26,6 +26,7 @@ std::string_view to_string(BatchError e) noexcept {
     case BatchError::kOverlongVarint: return "overlong varint";
     case BatchError::kTooBig: return "too big";
     case BatchError::kTooManyCommands: return "too many commands";
+    case BatchError::kNoCommands: return "no commands";
     case BatchError::kEmptyCommand: return "empty command";
     case BatchError::kTooManyArguments: return "too many arguments";
     case BatchError::kArgumentTooLong: return "argument too long";
@@ -97,6 +98,8 @@ std::optional<BatchError> decode_batch(std::string_view entry, DecodedBatch& out
   if (entry.size() < kBatchHeaderBytes) return fail(BatchError::kTruncated);
   const std::uint64_t count = load_le(byte_span(entry).data() + 1, 4);
   if (count > kBatchCommandsMax) return fail(BatchError::kTooManyCommands);
+  // One encoding per batch: the empty batch is only ever the empty entry.
+  if (count == 0) return fail(BatchError::kNoCommands);
   std::size_t pos = kBatchHeaderBytes;
   // Each command takes at least two bytes (argc 1, one empty argument).
   if (count > (entry.size() - pos) / 2) return fail(BatchError::kLengthExceedsInput);

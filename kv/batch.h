@@ -42,6 +42,7 @@ enum class BatchError : std::uint8_t {
   kOverlongVarint,      // A varint not in its minimal form.
   kTooBig,              // The entry is over kBatchBytesMax.
   kTooManyCommands,     // command_count over kBatchCommandsMax.
+  kNoCommands,          // command_count 0 (the batch of no commands is the empty entry).
   kEmptyCommand,        // A command with argc 0.
   kTooManyArguments,    // argc over kArrayElementsMax.
   kArgumentTooLong,     // An argument over kBulkBytesMax.

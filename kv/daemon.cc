@@ -117,6 +117,7 @@ Task<int> run_node(DaemonConfig config, Parts* parts, int signal_fd) {
     server_options.storage = config.storage == StorageKind::kWal ? "wal" : "mem";
     server_options.data_dir = config.data_dir;
     server = Server::listen(*service, std::move(server_options), error);
+    if (server) server->set_peer_transport(parts->transport.get());
     if (!server) {
       failure = "cannot listen for clients on " + config.bind + ":" + std::to_string(config.port) +
                 ": " + error.message();

@@ -337,6 +337,13 @@ void Server::append_info(std::span<const std::string_view> argv, std::string& ou
     info.field("snapshots_taken", s.snapshots_taken);
     info.field("snapshots_restored", s.snapshots_restored);
     info.field("bad_entries", s.bad_entries);
+    if (peers_ != nullptr) {
+      const TransportCounters& t = peers_->counters();
+      info.field("peer_frames_rejected", t.frame_errors.total());
+      info.field("peer_wrong_cluster", t.frame_errors[FrameError::kWrongCluster]);
+      info.field("peer_connections_rejected", t.connections_rejected);
+      info.field("peer_frames_dropped", t.dropped_queue_full + t.dropped_unreachable);
+    }
   }
   if (info_wants(argv, "keyspace")) {
     const StoreStats stats = service_.store().stats();

@@ -22,6 +22,7 @@
 #include "kv/commands.h"
 #include "kv/resp.h"
 #include "kv/service.h"
+#include "net/transport.h"
 
 namespace uraft::kv {
 
@@ -81,6 +82,9 @@ class Server {
   // Accepts and serves clients until cancelled; then closes every client and joins them.
   Task<void> run();
 
+  // The peer transport whose counters INFO reports (optional; it must outlive the server).
+  void set_peer_transport(const Transport* transport) noexcept { peers_ = transport; }
+
   std::size_t clients() const noexcept { return clients_; }
   const ServerCounters& counters() const noexcept { return counters_; }
 
@@ -102,6 +106,7 @@ class Server {
   std::size_t clients_ = 0;
   std::uint64_t next_client_id_ = 1;
   ServerCounters counters_;
+  const Transport* peers_ = nullptr;
 };
 
 }  // namespace uraft::kv

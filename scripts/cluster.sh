@@ -66,13 +66,20 @@ port_of() { echo $((client_port + $1 - 1)); }
 pid_file() { echo "$dir/node$1/uraftd.pid"; }
 log_file() { echo "$dir/node$1.log"; }
 
+# Whether process PID runs (an exited process not yet reaped by its parent does not).
+alive() {
+  local state
+  state=$(sed -n 's/^.*) \(.\).*$/\1/p' "/proc/$1/stat" 2>/dev/null || true)
+  [ -n "$state" ] && [ "$state" != Z ] && [ "$state" != X ]
+}
+
 # The pid of node I if it is running (a uraftd process), else nothing.
 pid_of() {
   local f pid
   f=$(pid_file "$1")
   [ -f "$f" ] || return 0
   pid=$(cat "$f")
-  if [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null && grep -q uraftd "/proc/$pid/cmdline" 2>/dev/null; then
+  if [ -n "$pid" ] && alive "$pid" && grep -q uraftd "/proc/$pid/cmdline" 2>/dev/null; then
     echo "$pid"
   fi
 }
@@ -126,7 +133,7 @@ stop_node() {  # I, signal
   pid=$(pid_of "$1")
   [ -n "$pid" ] || return 0
   kill "-$2" "$pid" 2>/dev/null || true
-  while kill -0 "$pid" 2>/dev/null; do
+  while alive "$pid"; do
     sleep 0.1
     waited=$((waited + 1))
     if [ "$waited" -eq 100 ]; then  # 10 s: it is stuck; make sure.

@@ -233,6 +233,8 @@ def peer_with_another_cluster_id_is_rejected(uraftd):
         cl.close()
         logs = "".join(open(c.logs[i], errors="replace").read() for i in range(3))
         assert "wrong_cluster" in logs, "no peer logged the wrong cluster id"
+        wrong = sum(int(info(c.client_ports[i], "stats")["peer_wrong_cluster"]) for i in range(3))
+        assert wrong > 0, "no node counted a wrong cluster id"
         for i in (0, 1):
             assert info(c.client_ports[i])["term"] == info(c.client_ports[leader])["term"]
     except Exception:

@@ -19,6 +19,9 @@
 #include "kv/commands.h"
 #include "kv/resp.h"
 #include "kv/store.h"
+#include "net/codec.h"
+#include "net/crc32c.h"
+#include "net/little_endian.h"
 
 namespace {
 
@@ -114,6 +117,19 @@ void check_snapshot(std::string_view input) {
   if (store.snapshot() != input) std::abort();
 }
 
+// The snapshot body, which the checksum would otherwise keep the fuzzer from reaching: the
+// input wrapped in a valid header and CRC.
+void check_snapshot_body(std::string_view input) {
+  std::string wrapped(uraft::kv::kSnapshotMagic);
+  wrapped += static_cast<char>(uraft::kv::kSnapshotVersion);
+  wrapped += input;
+  const std::uint32_t crc = uraft::crc32c(uraft::byte_span(wrapped));
+  char crc_bytes[4];
+  uraft::store_le(crc_bytes, crc, 4);
+  wrapped.append(crc_bytes, 4);
+  check_snapshot(wrapped);
+}
+
 void check_reply_length(std::string_view input) {
   const auto n = uraft::kv::reply_length(input);
   if (n && *n > input.size()) std::abort();
@@ -126,6 +142,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   check_parser(input);
   check_batch(input);
   check_snapshot(input);
+  check_snapshot_body(input);
   check_reply_length(input);
   return 0;
 }

@@ -443,6 +443,7 @@ TEST_CASE("corrupt batches are refused whole, with a named error") {
   CHECK(decode_batch("\x02", d) == BatchError::kUnknownVersion);
   CHECK(decode_batch(header(1).substr(0, 3), d) == BatchError::kTruncated);
   CHECK(decode_batch(header(kBatchCommandsMax + 1), d) == BatchError::kTooManyCommands);
+  CHECK(decode_batch(header(0), d) == BatchError::kNoCommands);
   CHECK(decode_batch(header(5) + "\x01\x00", d) == BatchError::kLengthExceedsInput);
   CHECK(decode_batch(header(1) + std::string("\x00\x00", 2), d) == BatchError::kEmptyCommand);
   std::string many;
