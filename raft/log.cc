@@ -58,6 +58,16 @@ void RaftLog::append(std::span<const LogEntry> entries) {
   }
 }
 
+void RaftLog::append_moved(std::span<LogEntry> entries) {
+  for (LogEntry& e : entries) append(std::move(e));
+}
+
+void RaftLog::append(LogEntry&& entry) {
+  URAFT_ASSERT(entry.term >= last_term());
+  bytes_ += entry.command.size();
+  entries_.push_back(std::move(entry));
+}
+
 void RaftLog::truncate_suffix(LogIndex from) {
   URAFT_ASSERT(from > snapshot_index_);
   URAFT_ASSERT(from.value <= last_index().value + 1);

@@ -44,6 +44,9 @@ class RaftLog {
 
   // Appends after last_index(); terms never decrease along the log.
   void append(std::span<const LogEntry> entries);
+  // The same, moving the entries in (no copy of their commands).
+  void append_moved(std::span<LogEntry> entries);
+  void append(LogEntry&& entry);
   // Drops entries from `from` on; snapshot_index() < from <= last_index() + 1.
   void truncate_suffix(LogIndex from);
   // Drops entries up to and including `index` (which becomes the snapshot base, keeping its

@@ -102,8 +102,7 @@ StartResult Node::start(std::string command) {
   }
   // Figure 2, Leaders, 2: append the command to the local log; the writer persists it and
   // the replicators send it.
-  const LogEntry entry{current_term_, std::move(command)};
-  log_.append(std::span(&entry, 1));
+  log_.append(LogEntry{current_term_, std::move(command)});
   role_->log_grown.set();
   wake_replicators(*role_);
   return StartResult{log_.last_index(), current_term_, true};
@@ -220,11 +219,11 @@ void Node::change_role(Role role) {
         }
       }
       spawn_role_task(persist_leader_log(r));
+      spawn_role_task(run_heartbeat_clock(r));
       spawn_role_task(run_read_rounds(r));
       if (config_.commit_noop_on_election) {
         // After next_index was set: the replicators send it as a new entry.
-        const LogEntry noop{current_term_, std::string()};
-        log_.append(std::span(&noop, 1));
+        log_.append(LogEntry{current_term_, std::string()});
         r.log_grown.set();
       }
       break;
@@ -352,7 +351,7 @@ Task<Message> Node::handle_append_entries(AppendEntriesArgs args) {
     const AppendDecision d = decide_append(log_, current_term_, commit_index_, args);
     if (d.truncate_from) truncate_log(*d.truncate_from);
     if (d.append_from < args.entries.size()) {
-      log_.append(std::span(args.entries).subspan(d.append_from));
+      log_.append_moved(std::span(args.entries).subspan(d.append_from));
       log_changed = true;
     }
     set_commit_index(d.commit_index);

@@ -233,6 +233,8 @@ class Node final : public RpcHandler {
 
   // --- replicator.cc ---
   Task<void> replicate(RoleState& role, NodeId peer);
+  // Wakes each replicator when its follower's heartbeat is due.
+  Task<void> run_heartbeat_clock(RoleState& role);
   bool should_send(const RoleState& role, const Progress& p, TimePoint now) const;
   void send_to(RoleState& role, NodeId peer);
   Task<void> send_append(RoleState& role, NodeId peer, AppendEntriesArgs args, bool payload,

@@ -81,14 +81,34 @@ Task<void> Node::replicate(RoleState& role, NodeId peer) {
       send_to(role, peer);
       continue;
     }
+    // Woken by new entries, a finished RPC, a new commit index, a read round, or the
+    // heartbeat clock (run_heartbeat_clock): one plain wait, no timer per wait.
     p.wake.reset();
-    std::vector<Task<bool>> waits;
-    waits.push_back(event_set(p.wake));
-    // With every slot taken only a finished RPC can change anything: no timer then.
-    if (p.inflight < config_.inflight_max) {
-      waits.push_back(timer_expires(p.last_send + config_.heartbeat_interval));
+    co_await p.wake.wait();
+    check_stamp(token, stamp);
+  }
+}
+
+Task<void> Node::run_heartbeat_clock(RoleState& role) {
+  const CancelToken token = co_await current_token();
+  const Stamp stamp = stamp_of(role);
+  check_stamp(token, stamp);
+  for (;;) {
+    const TimePoint now = Loop::current().now();
+    TimePoint next = now + config_.heartbeat_interval;
+    for (std::size_t i = 0; i < cluster_size_; ++i) {
+      if (NodeId{static_cast<std::uint32_t>(i)} == self_) continue;
+      Progress& p = role.progress[i];
+      const TimePoint due = p.last_send + config_.heartbeat_interval;
+      if (due <= now) {
+        // Its replicator sends now (last_send moves on), or, with every slot taken, when an
+        // RPC finishes (which wakes it too); look again a heartbeat later either way.
+        p.wake.set();
+      } else {
+        next = std::min(next, due);
+      }
     }
-    (void)co_await when_any(std::move(waits));
+    co_await sleep_until(next);
     check_stamp(token, stamp);
   }
 }

@@ -5,6 +5,7 @@
 
 #include <doctest/doctest.h>
 
+#include <algorithm>
 #include <memory>
 #include <optional>
 #include <string>
@@ -425,6 +426,287 @@ TEST_CASE("a term change cancels the candidacy and the node follows the new lead
   MemStorage storage;
   NullEndpoint rpc(NodeId{0});
   loop->run(candidate_steps_down(&storage, &rpc));
+}
+
+// --- ReadIndex, the no-op on election, status for services ---
+
+// The read results of one task: each read's invocation bound (the highest commit index any
+// node had when it was invoked) and what it returned.
+struct ReadRecord {
+  LogIndex committed_at_invoke;
+  std::optional<LogIndex> result;
+};
+
+LogIndex max_commit(const Cluster& c) {
+  LogIndex m{0};
+  for (const auto& s : c.servers) {
+    if (s.node) m = std::max(m, s.node->commit_index());
+  }
+  return m;
+}
+
+Task<void> read_once(Cluster* c, Node* node, std::vector<ReadRecord>* out) {
+  const LogIndex bound = max_commit(*c);
+  const std::optional<LogIndex> r = co_await node->read_index();
+  out->push_back(ReadRecord{bound, r});
+}
+
+// Linearizability of the returned index: a read must see every write committed (anywhere)
+// before it was invoked.
+void check_reads(const std::vector<ReadRecord>& reads) {
+  for (const ReadRecord& r : reads) {
+    if (r.result) CHECK(*r.result >= r.committed_at_invoke);
+  }
+}
+
+Task<void> read_on_leader(Cluster* c) {
+  co_await c->start_all();
+  const std::size_t l = co_await c->wait_leader();
+  Node& leader = *c->servers[l].node;
+  for (int i = 1; i <= 3; ++i) (void)leader.start(numbered("w", static_cast<std::size_t>(i)));
+  CHECK(co_await c->wait_applied(3));
+  const std::uint64_t rpcs = c->net.total_count();
+  const std::uint64_t rounds = leader.read_rounds();
+  const std::optional<LogIndex> r = co_await leader.read_index();
+  CHECK(r == std::optional<LogIndex>(LogIndex{3}));
+  CHECK(leader.read_rounds() == rounds + 1);
+  // The round was one AppendEntries to each follower (no heartbeat was due).
+  CHECK(c->net.total_count() - rpcs == 2);
+  // Followers do not serve reads.
+  for (std::size_t i = 0; i < 3; ++i) {
+    if (i != l) CHECK_FALSE((co_await c->servers[i].node->read_index()).has_value());
+  }
+  co_await c->stop();
+}
+
+TEST_CASE("read_index on a leader returns the commit index after one quorum round") {
+  // Goal: ReadIndex end to end: record commit_index, confirm leadership, return it.
+  for (std::uint64_t seed = 1; seed <= 3; ++seed) {
+    auto loop = Loop::simulated({.seed = seed});
+    Cluster c(3);
+    c.net.set_long_delays(false);
+    loop->run(read_on_leader(&c));
+  }
+}
+
+Task<void> read_waits_for_term_commit(Cluster* c, std::vector<ReadRecord>* reads) {
+  co_await c->start_all();
+  const std::size_t l = co_await c->wait_leader();
+  Node& leader = *c->servers[l].node;
+  // No entry of this term has committed (lab config: no no-op): the read waits for one.
+  Scope readers;
+  readers.spawn(read_once(c, &leader, reads));
+  co_await sleep_for(500ms);
+  CHECK(reads->empty());
+  (void)leader.start("w");
+  co_await sleep_for(500ms);
+  REQUIRE(reads->size() == 1);
+  CHECK((*reads)[0].result == std::optional<LogIndex>(LogIndex{1}));
+  co_await readers.join();
+  co_await c->stop();
+}
+
+TEST_CASE("read_index waits until an entry of the leader's term commits") {
+  // Goal: thesis §6.4 step 1: a new leader's commit index may lag; it is not served.
+  auto loop = Loop::simulated({.seed = 4});
+  Cluster c(3);
+  std::vector<ReadRecord> reads;
+  loop->run(read_waits_for_term_commit(&c, &reads));
+}
+
+Task<void> partitioned_leader_reads(Cluster* c, std::vector<ReadRecord>* old_reads,
+                                    std::vector<ReadRecord>* new_reads) {
+  co_await c->start_all();
+  const std::size_t l1 = co_await c->wait_leader();
+  (void)c->servers[l1].node->start("a");
+  CHECK(co_await c->wait_applied(1));
+  Node* old_leader = c->servers[l1].node.get();
+  const Term t1 = old_leader->current_term();
+  // Cut the old leader off with one follower (a minority); it still believes it leads.
+  const std::size_t f = (l1 + 1) % 5;
+  std::vector<NodeId> minority{NodeId{static_cast<std::uint32_t>(l1)},
+                               NodeId{static_cast<std::uint32_t>(f)}};
+  std::vector<NodeId> majority_side;
+  for (std::uint32_t i = 0; i < 5; ++i) {
+    if (i != l1 && i != f) majority_side.push_back(NodeId{i});
+  }
+  std::vector<std::vector<NodeId>> groups{minority, majority_side};
+  c->net.partition(groups);
+  Scope readers;
+  // Reads on the old leader throughout, while the majority elects a leader and writes.
+  for (int i = 0; i < 20; ++i) {
+    readers.spawn(read_once(c, old_leader, old_reads));
+    if (i == 5) {
+      std::optional<std::size_t> l2;
+      for (std::size_t j = 0; j < 5; ++j) {
+        if (j != l1 && c->servers[j].node->state().is_leader) l2 = j;
+      }
+      if (l2) {
+        for (int k = 0; k < 3; ++k) (void)c->servers[*l2].node->start(numbered("b", k));
+      }
+    }
+    co_await sleep_for(100ms);
+  }
+  std::optional<std::size_t> l2;
+  for (std::size_t j = 0; j < 5; ++j) {
+    if (j != l1 && c->servers[j].node->state().is_leader) l2 = j;
+  }
+  REQUIRE(l2.has_value());
+  CHECK(c->servers[*l2].node->current_term() > t1);
+  (void)c->servers[*l2].node->start("c");
+  co_await sleep_for(200ms);
+  CHECK(c->servers[*l2].node->commit_index() > LogIndex{1});
+  // The old leader still leads its term, but confirms nothing: every read says nullopt.
+  CHECK(old_leader->state().is_leader);
+  readers.spawn(read_once(c, old_leader, old_reads));
+  readers.spawn(read_once(c, c->servers[*l2].node.get(), new_reads));
+  co_await readers.join();
+  for (const ReadRecord& r : *old_reads) CHECK_FALSE(r.result.has_value());
+  REQUIRE(new_reads->size() == 1);
+  CHECK(new_reads->front().result.has_value());
+  check_reads(*old_reads);
+  check_reads(*new_reads);
+  c->net.heal();
+  co_await c->stop();
+}
+
+TEST_CASE("a partitioned old leader never returns a read index; the new leader does") {
+  // Goal: linearizable reads: a deposed leader that does not know it yet must not serve an
+  // index below what the new leader has committed.
+  for (std::uint64_t seed = 1; seed <= 3; ++seed) {
+    auto loop = Loop::simulated({.seed = seed});
+    Cluster c(5);
+    c.net.set_long_delays(false);
+    std::vector<ReadRecord> old_reads;
+    std::vector<ReadRecord> new_reads;
+    loop->run(partitioned_leader_reads(&c, &old_reads, &new_reads));
+    CHECK(old_reads.size() == 21);
+  }
+}
+
+Task<void> batched_reads(Cluster* c, std::vector<ReadRecord>* first,
+                         std::vector<ReadRecord>* second) {
+  co_await c->start_all();
+  const std::size_t l = co_await c->wait_leader();
+  Node& leader = *c->servers[l].node;
+  (void)leader.start("w");
+  CHECK(co_await c->wait_applied(1));
+  // Every message from the leader takes 10 ms: a round is in flight for a while.
+  for (std::uint32_t i = 0; i < 3; ++i) {
+    if (i != l) c->net.set_link(NodeId{static_cast<std::uint32_t>(l)}, NodeId{i},
+                                LinkFaults{10ms, 10ms, 0});
+  }
+  co_await sleep_for(150ms);  // Past the heartbeats already in flight.
+  const std::uint64_t rpcs = c->net.total_count();
+  const std::uint64_t rounds = leader.read_rounds();
+  Scope readers;
+  for (int i = 0; i < 10; ++i) readers.spawn(read_once(c, &leader, first));
+  co_await sleep_for(5ms);
+  // These arrive while the first round is in flight: they wait for the next one.
+  for (int i = 0; i < 10; ++i) readers.spawn(read_once(c, &leader, second));
+  co_await readers.join();
+  CHECK(leader.read_rounds() == rounds + 2);
+  CHECK(c->net.total_count() - rpcs == 4);  // Two rounds of one AppendEntries per follower.
+  REQUIRE(first->size() == 10);
+  REQUIRE(second->size() == 10);
+  for (const ReadRecord& r : *first) CHECK(r.result == std::optional<LogIndex>(LogIndex{1}));
+  for (const ReadRecord& r : *second) CHECK(r.result == std::optional<LogIndex>(LogIndex{1}));
+  co_await c->stop();
+}
+
+TEST_CASE("concurrent reads share one round; reads during a round wait for the next") {
+  // Goal: ReadIndex batching, counted in rounds and in RPCs.
+  auto loop = Loop::simulated({.seed = 5});
+  // Heartbeats 1 s apart: none falls inside the 30 ms the reads take, so RPCs count rounds.
+  Config config = Config::lab();
+  config.heartbeat_interval = 1s;
+  config.election_timeout_min = 3s;
+  config.election_timeout_max = 6s;
+  Cluster c(3, config);
+  c.net.set_long_delays(false);
+  std::vector<ReadRecord> first;
+  std::vector<ReadRecord> second;
+  loop->run(batched_reads(&c, &first, &second));
+}
+
+Task<void> noop_on_election(Cluster* c) {
+  co_await c->start_all();
+  const std::size_t l = co_await c->wait_leader();
+  Node& leader = *c->servers[l].node;
+  // The leader's empty command commits with no client: reads are served at once.
+  CHECK(co_await c->wait_applied(1));
+  for (const auto& s : c->servers) {
+    REQUIRE(!s.applied.empty());
+    CHECK(s.applied[0].index == LogIndex{1});
+    CHECK(s.applied[0].data.empty());
+    CHECK(s.applied[0].term == leader.current_term());
+  }
+  CHECK((co_await leader.read_index()) == std::optional<LogIndex>(LogIndex{1}));
+  CHECK(leader.start("a").index == LogIndex{2});
+  co_await c->stop();
+}
+
+TEST_CASE("with commit_noop_on_election a new leader commits an empty command") {
+  // Goal: the option's effect, and that it is off in the lab preset.
+  CHECK_FALSE(Config::lab().commit_noop_on_election);
+  CHECK(Config::production().commit_noop_on_election);
+  auto loop = Loop::simulated({.seed = 6});
+  Config config = Config::lab();
+  config.commit_noop_on_election = true;
+  Cluster c(3, config);
+  loop->run(noop_on_election(&c));
+}
+
+Task<void> watch_changes(Node* node, std::vector<NodeStatus>* seen) {
+  for (std::uint64_t count = 0;;) {
+    co_await node->wait_change(count);
+    if (node->killed()) co_return;
+    const NodeStatus s = node->status();
+    seen->push_back(s);
+    count = s.changes;
+  }
+}
+
+Task<void> status_for_services(Cluster* c, std::vector<std::vector<NodeStatus>>* seen) {
+  co_await c->start_all();
+  Scope watchers;
+  for (std::size_t i = 0; i < 3; ++i) watchers.spawn(watch_changes(c->servers[i].node.get(), &(*seen)[i]));
+  const std::size_t l = co_await c->wait_leader();
+  Node& leader = *c->servers[l].node;
+  for (int i = 1; i <= 4; ++i) (void)leader.start(numbered("abc", static_cast<std::size_t>(i)));
+  CHECK(co_await c->wait_applied(4));
+  co_await sleep_for(200ms);  // Followers learn the commit index and ack everything.
+  const std::vector<LogIndex> matches = leader.match_indexes();
+  REQUIRE(matches.size() == 3);
+  for (const LogIndex m : matches) CHECK(m == LogIndex{4});
+  CHECK(leader.log_entries() == 4);
+  CHECK(leader.log_bytes() == 16);
+  for (std::size_t i = 0; i < 3; ++i) {
+    if (i != l) CHECK(c->servers[i].node->match_indexes().empty());
+  }
+  co_await leader.snapshot(LogIndex{2}, "s");
+  CHECK(leader.snapshot_index() == LogIndex{2});
+  CHECK(leader.log_entries() == 2);
+  CHECK(leader.log_bytes() == 8);
+  // Each watcher saw its node's last change: the leader as leader, the others following it.
+  for (std::size_t i = 0; i < 3; ++i) {
+    REQUIRE(!(*seen)[i].empty());
+    const NodeStatus last = (*seen)[i].back();
+    CHECK(last.term == leader.current_term());
+    CHECK(last.leader_id == NodeId{static_cast<std::uint32_t>(l)});
+    CHECK(last.role == (i == l ? Role::kLeader : Role::kFollower));
+    CHECK(last.changes == c->servers[i].node->change_count());
+  }
+  co_await c->stop();
+  co_await watchers.join();  // kill() wakes them.
+}
+
+TEST_CASE("services hear of role, term and leader changes, and read match indexes and log size") {
+  // Goal: the status API uraftd's INFO and logs use.
+  auto loop = Loop::simulated({.seed = 9});
+  Cluster c(3);
+  std::vector<std::vector<NodeStatus>> seen(3);
+  loop->run(status_for_services(&c, &seen));
 }
 
 }  // namespace

@@ -103,8 +103,9 @@ Task<void> random_against_model(std::string dir, std::uint64_t seed, int writes)
     }
   }
   test::check_same(co_await wal->load(), co_await model.load());  // load() after writes re-reads.
-  CHECK(wal->stats().segments_created > 3);
-  CHECK(wal->stats().segments_removed > 0);
+  const std::vector<std::string> segments = wal->segment_names();
+  CHECK(segments.back() > "wal-00000000000000000003.log");   // Rotated,
+  CHECK(segments.front() != "wal-00000000000000000001.log");  // and compacted.
   co_await wal->close();
   wal = co_await WalStorage::open(dir, small_segments());
   test::check_same(co_await wal->load(), co_await model.load());
@@ -114,10 +115,10 @@ Task<void> random_against_model(std::string dir, std::uint64_t seed, int writes)
 TEST_CASE("wal: random writes with snapshots and reopens match MemStorage") {
   // Goal: recovery reproduces exactly the reference state, across segment rotation,
   // suffix truncation, both snapshot actions and compaction of whole segments.
-  for (std::uint64_t seed = 1; seed <= 4; ++seed) {
+  for (std::uint64_t seed = 1; seed <= 3; ++seed) {
     CAPTURE(seed);
     TempDir dir;
-    run_on_uring([&] { return random_against_model(dir.path(), seed, 400); });
+    run_on_uring([&] { return random_against_model(dir.path(), seed, 200); });
   }
 }
 
@@ -127,7 +128,7 @@ Task<void> append_one(WalStorage* wal, LogIndex index, std::string command, int*
 }
 
 Task<void> group_commit(std::string dir, std::shared_ptr<FaultyFiles> files) {
-  WalOptions o;
+  WalOptions o = small_segments(1 << 20);
   o.files = files;
   auto wal = co_await WalStorage::open(dir, o);
   Scope scope;
@@ -158,7 +159,7 @@ TEST_CASE("wal: appends issued together share one write and one fdatasync") {
 }
 
 Task<void> durable_before_done(std::string dir, std::shared_ptr<FaultyFiles> files) {
-  WalOptions o;
+  WalOptions o = small_segments(1 << 20);
   o.files = files;
   auto wal = co_await WalStorage::open(dir, o);
   for (std::uint64_t i = 1; i <= 5; ++i) {
@@ -177,7 +178,7 @@ TEST_CASE("wal: an append completes only after an fdatasync that covers it") {
 }
 
 Task<void> cancelled_wait(std::string dir) {
-  auto wal = co_await WalStorage::open(dir, WalOptions());
+  auto wal = co_await WalStorage::open(dir, small_segments(1 << 20));
   {
     Scope scope;
     int done = 0;
@@ -188,7 +189,7 @@ Task<void> cancelled_wait(std::string dir) {
     CHECK(done == 0);
   }
   co_await wal->close();  // Waits for the write the cancelled task issued.
-  auto again = co_await WalStorage::open(dir, WalOptions());
+  auto again = co_await WalStorage::open(dir, small_segments(1 << 20));
   RecoveredState s = co_await again->load();
   REQUIRE(s.entries.size() == 1);
   CHECK(s.entries[0].command == "kept");
@@ -236,7 +237,7 @@ Task<void> write_some(std::string dir, WalOptions o, std::uint64_t count) {
   auto wal = co_await WalStorage::open(dir, o);
   co_await wal->save_hard_state(hard(1, 0));
   for (std::uint64_t i = 1; i <= count; ++i) {
-    co_await wal->append(LogIndex(i), one_entry(1, "entry-" + std::to_string(i)));
+    co_await wal->append(LogIndex(i), one_entry(1, "entry-" + std::to_string(i) + std::string(100, '.')));
   }
   co_await wal->close();
 }
@@ -246,7 +247,7 @@ Task<void> expect_entries(std::string dir, WalOptions o, std::uint64_t count, st
   CHECK(wal->recovery_warnings().size() == warnings);
   RecoveredState s = co_await wal->load();
   CHECK(s.entries.size() == count);
-  if (s.entries.size() == count && count > 0) CHECK(s.entries.back().command == "entry-" + std::to_string(count));
+  if (s.entries.size() == count && count > 0) CHECK(s.entries.back().command.starts_with("entry-" + std::to_string(count) + "."));
   co_await wal->close();
 }
 
@@ -305,7 +306,7 @@ std::size_t records_end(const std::vector<std::byte>& file) {
 TEST_CASE("wal: a torn last record is truncated with a warning, then writing goes on") {
   // Goal: a partial write at the tail (a crash mid-write) is repaired, not refused.
   TempDir dir;
-  run_on_uring([&] { return write_some(dir.path(), {}, 10); });
+  run_on_uring([&] { return write_some(dir.path(), small_segments(1 << 20), 10); });
   const std::string path = dir.file(last_segment(dir.path()));
   std::vector<std::byte> bytes = test::read_file(path);
   const std::size_t end = records_end(bytes);
@@ -314,11 +315,10 @@ TEST_CASE("wal: a torn last record is truncated with a warning, then writing goe
   append_wal_record(rec, WalRecordType::kEntries, std::vector<std::byte>(2000, std::byte{7}));
   std::copy(rec.begin(), rec.begin() + 116, bytes.begin() + static_cast<std::ptrdiff_t>(end));
   test::write_file(path, bytes);
-  WalOptions quiet;
-  quiet.warn = [](std::string_view) {};
+  WalOptions quiet = small_segments(1 << 20);
   run_on_uring([&] { return expect_entries(dir.path(), quiet, 10, 1); });
   run_on_uring([&] { return expect_entries(dir.path(), quiet, 10, 0); });  // Repaired for good.
-  run_on_uring([&] { return append_at(dir.path(), quiet, LogIndex(11), "entry-11"); });
+  run_on_uring([&] { return append_at(dir.path(), quiet, LogIndex(11), "entry-11."); });
   run_on_uring([&] { return expect_entries(dir.path(), quiet, 11, 0); });
 }
 
@@ -344,7 +344,7 @@ TEST_CASE("wal: a corrupt record before the tail is refused, naming the file and
 TEST_CASE("wal: a missing segment or an unreadable snapshot is refused") {
   // Goal: recovery never silently skips what the log says must be there.
   TempDir dir;
-  run_on_uring([&] { return write_some(dir.path(), small_segments(), 60); });
+  run_on_uring([&] { return write_some(dir.path(), small_segments(), 100); });
   std::vector<std::string> segments;
   for (const std::string& n : test::files_in(dir.path())) {
     if (n.starts_with("wal-")) segments.push_back(n);
@@ -357,7 +357,7 @@ TEST_CASE("wal: a missing segment or an unreadable snapshot is refused") {
   std::filesystem::rename(dir.file(segments[0]), dir.path() + "/aside");
   run_on_uring([&] { return expect_refusal(dir.path(), small_segments(), segments[1], "missing segment"); });
   std::filesystem::rename(dir.path() + "/aside", dir.file(segments[0]));
-  run_on_uring([&] { return expect_entries(dir.path(), small_segments(), 60, 0); });
+  run_on_uring([&] { return expect_entries(dir.path(), small_segments(), 100, 0); });
 
   run_on_uring([&] { return snapshot_at(dir.path(), small_segments(), LogIndex(30)); });
   const std::string snap = dir.file("snapshot-00000000000000000030.snap");
@@ -395,10 +395,10 @@ TEST_CASE("wal: a snapshot file whose log record never became durable is ignored
 }
 
 Task<void> locked(std::string dir) {
-  auto wal = co_await WalStorage::open(dir, WalOptions());
+  auto wal = co_await WalStorage::open(dir, small_segments(1 << 20));
   bool refused = false;
   try {
-    auto second = co_await WalStorage::open(dir, WalOptions());
+    auto second = co_await WalStorage::open(dir, small_segments(1 << 20));
   } catch (const WalRecoveryError& e) {
     refused = true;
     CHECK(std::string(e.what()).find("in use by another process (pid " + std::to_string(::getpid())) !=
@@ -406,7 +406,7 @@ Task<void> locked(std::string dir) {
   }
   CHECK(refused);
   co_await wal->close();
-  auto third = co_await WalStorage::open(dir, WalOptions());  // Released by close().
+  auto third = co_await WalStorage::open(dir, small_segments(1 << 20));  // Released by close().
   co_await third->close();
 }
 
@@ -427,27 +427,25 @@ Task<void> disk_full(std::string dir, std::shared_ptr<FaultyFiles> files) {
     ++index;
     co_await wal->append(LogIndex(index), one_entry(1, std::string(100, 'f')));
   }
-  files->set_space_left(1000);
+  files->set_space_left(1000);  // Enough for no new segment.
   Scope scope;
   int done = 0;
-  std::uint64_t stalled_at = index;
-  while (done == static_cast<int>(index - stalled_at) && index < stalled_at + 100) {
+  const std::uint64_t first = index + 1;
+  for (int i = 0; i < 200; ++i) {
     ++index;
-    co_await wal->append(LogIndex(index), one_entry(1, std::string(100, 'f')));
-    ++done;
-    if (wal->segment_names().size() > 2) break;
+    scope.spawn(append_one(wal.get(), LogIndex(index), i == 199 ? "after the stall" : std::string(100, 'g'), &done));
   }
-  // The append that needs a new segment waits (the disk is full) instead of failing.
-  ++index;
-  scope.spawn(append_one(wal.get(), LogIndex(index), "after the stall", &done));
-  const int done_before = done;
-  for (int i = 0; i < 50 && wal->write_problem().empty(); ++i) co_await sleep_for(std::chrono::milliseconds(1));
+  for (int i = 0; i < 2000 && wal->write_problem().empty(); ++i) co_await sleep_for(std::chrono::milliseconds(1));
   CHECK(wal->write_problem().find("no space left on device") != std::string::npos);
-  CHECK(done == done_before);
+  const int done_before = done;
+  co_await sleep_for(std::chrono::milliseconds(20));
+  CHECK(done == done_before);  // Stopped: nothing more is acknowledged.
+  CHECK(done < 200);
   CHECK_FALSE(wal->failed());
+  (void)first;
   files->set_space_left(UINT64_MAX);  // Space returns.
   co_await scope.join();
-  CHECK(done == done_before + 1);
+  CHECK(done == 200);
   CHECK(wal->write_problem().empty());
   CHECK(wal->stats().no_space_stalls >= 1);
   co_await wal->close();
@@ -466,7 +464,7 @@ TEST_CASE("wal: a full disk stops writes with a reason, and they resume when spa
 }
 
 Task<void> io_error(std::string dir, std::shared_ptr<FaultyFiles> files, bool on_sync) {
-  WalOptions o;
+  WalOptions o = small_segments(1 << 20);
   o.files = files;
   auto wal = co_await WalStorage::open(dir, o);
   co_await wal->append(LogIndex(1), one_entry(1, "durable"));
@@ -492,7 +490,7 @@ Task<void> io_error(std::string dir, std::shared_ptr<FaultyFiles> files, bool on
   }
   CHECK(threw);
   co_await wal->close();
-  auto again = co_await WalStorage::open(dir, WalOptions());
+  auto again = co_await WalStorage::open(dir, small_segments(1 << 20));
   RecoveredState s = co_await again->load();
   REQUIRE(s.entries.size() >= 1);
   CHECK(s.entries[0].command == "durable");
