@@ -2,7 +2,7 @@
 # Builds and runs every uraft test suite:
 #   build/release  optimized build: all suites (unit, sim, install, e2e);
 #   build/asan     AddressSanitizer + UndefinedBehaviorSanitizer: unit and sim suites;
-#   build/fuzz     clang + libFuzzer: 30 s on the frame decoder.
+#   build/fuzz     clang + libFuzzer: 30 s on the frame decoder, 10 s on the RESP parser (parallel).
 # Warnings are errors. The last line is "N passed, M failed", counting doctest test cases
 # (a test program without doctest counts as one case). Exit status is non-zero on failure.
 # Environment: URAFT_BUILD_ROOT (default ./build), URAFT_SKIP_ASAN=1 to skip the ASan pass,
@@ -56,10 +56,10 @@ fi
 dirs=("$build_root/release")
 [ "${URAFT_SKIP_ASAN:-0}" != 1 ] && dirs+=("$build_root/asan")
 
-# The frame decoder's libFuzzer target, for a bounded time, when clang is on the machine.
+# The libFuzzer targets (frame decoder, RESP parser), for a bounded time, when clang is on the machine.
 if command -v clang++ >/dev/null 2>&1 && [ "${URAFT_SKIP_FUZZ:-0}" != 1 ]; then
   CXX=clang++ configure "$build_root/fuzz" -Dfuzz=true -Dbenchmarks=false -Dexamples=false
-  ninja -C "$build_root/fuzz" tests/net/fuzz_frame >"$build_root/fuzz.build.log" 2>&1 || {
+  ninja -C "$build_root/fuzz" tests/net/fuzz_frame tests/kv/fuzz_resp >"$build_root/fuzz.build.log" 2>&1 || {
     tail -20 "$build_root/fuzz.build.log"; echo "0 passed, 1 failed"; exit 1
   }
   run_suites "$build_root/fuzz" --no-rebuild --suite fuzz
