@@ -63,6 +63,8 @@ struct TestContext {
   std::string name;
   std::uint64_t seed = 0;
   bool verbose = false;
+  bool sim_storage = false;  // Persist on SimStorage (crashes lose unsynced writes).
+  std::uint64_t writes_lost = 0;  // SimStorage: unsynced writes the test's crashes dropped.
   std::unique_ptr<LabConfig> cfg;
   std::vector<std::string> warnings;
   // Filled by cfg.end(): the lab's "Passed" numbers.

@@ -58,9 +58,45 @@ bool decode_snapshot(const std::string& in, std::int64_t& index, std::vector<Val
 
 }  // namespace
 
+Persister::Persister(bool sim) {
+  if (sim) {
+    sim_ = std::make_unique<SimStorage>();
+  } else {
+    mem_ = std::make_unique<MemStorage>();
+  }
+}
+
+std::unique_ptr<Persister> Persister::copy() const {
+  std::unique_ptr<Persister> p(new Persister());
+  if (sim_) {
+    p->sim_ = sim_->copy();
+  } else {
+    p->mem_ = mem_->copy();
+  }
+  return p;
+}
+
+std::unique_ptr<Persister> Persister::crash_copy() const {
+  if (!sim_) return copy();
+  std::unique_ptr<Persister> p(new Persister());
+  p->sim_ = sim_->crash(Loop::current().rng());
+  return p;
+}
+
+Storage& Persister::storage() noexcept {
+  if (sim_) return *sim_;
+  return *mem_;
+}
+const std::optional<SnapshotRecord>& Persister::snapshot() const noexcept {
+  return sim_ ? sim_->snapshot() : mem_->snapshot();
+}
+std::size_t Persister::raft_state_size() const noexcept {
+  return sim_ ? sim_->raft_state_size() : mem_->raft_state_size();
+}
+
 struct LabConfig::Instance {
   std::unique_ptr<Node> node;
-  std::unique_ptr<MemStorage> storage;
+  std::unique_ptr<Persister> storage;
 };
 
 LabConfig::LabConfig(TestContext& t, int n, bool unreliable, bool snapshot)
@@ -115,8 +151,12 @@ Task<void> LabConfig::crash1(int i) {
   co_await net_.crash(node_id(i));  // Disable client connections to the server.
   // A fresh persister, in case the old instance continues to update the Persister, but with
   // the old one's content so that we always pass Make() the last persisted state.
-  std::unique_ptr<MemStorage> old = std::move(saved_[at(i)]);
-  if (old) saved_[at(i)] = old->copy();
+  std::unique_ptr<Persister> old = std::move(saved_[at(i)]);
+  if (old) {
+    saved_[at(i)] = old->crash_copy();
+    writes_lost_ += saved_[at(i)]->writes_lost() - old->writes_lost();
+    t_.writes_lost += saved_[at(i)]->writes_lost() - old->writes_lost();
+  }
   if (rafts_[at(i)]) {
     rafts_[at(i)]->kill();
     dead_.push_back(Instance{std::move(rafts_[at(i)]), std::move(old)});
@@ -140,11 +180,11 @@ Task<void> LabConfig::start1(int i) {
       if (!err.empty()) fatalf(err);
     }
   } else {
-    saved_[at(i)] = std::make_unique<MemStorage>();
+    saved_[at(i)] = std::make_unique<Persister>(t_.sim_storage);
   }
-  const RecoveredState recovered = co_await saved_[at(i)]->load();
+  const RecoveredState recovered = co_await saved_[at(i)]->storage().load();
   const std::uint64_t instance = ++instance_[at(i)];
-  auto rf = std::make_unique<Node>(node_id(i), at(n_), net_.endpoint(node_id(i)), *saved_[at(i)],
+  auto rf = std::make_unique<Node>(node_id(i), at(n_), net_.endpoint(node_id(i)), saved_[at(i)]->storage(),
                                    Config::lab(), recovered);  // AddServer.
   invariants_.on_start(node_id(i), instance, rf->log().snapshot_index());
   Node* raw = rf.get();

@@ -17,6 +17,7 @@
 #include "raft/invariants.h"
 #include "raft/mem_storage.h"
 #include "raft/node.h"
+#include "raft/sim_storage.h"
 #include "tests/raft/lab/lab.h"
 
 namespace uraft::lab {
@@ -27,6 +28,26 @@ inline constexpr std::int64_t kSnapShotInterval = 10;
 inline constexpr Duration kInvariantCheckInterval = 5ms;
 // A hung test (one that never reaches end()) is stopped after this much virtual time.
 inline constexpr int kVirtualTimeLimitSeconds = 600;
+
+// The Persister: MemStorage (every write durable at once, the lab's own model) or, with
+// `raft_lab --storage sim`, SimStorage (a crash loses a random part of what was not synced).
+class Persister {
+ public:
+  explicit Persister(bool sim);
+  // config.go's Copy(): the same content, in a new object the old instance cannot reach.
+  std::unique_ptr<Persister> copy() const;
+  // What a crashed server's successor gets: a copy, or (SimStorage) a crash of it.
+  std::unique_ptr<Persister> crash_copy() const;
+  Storage& storage() noexcept;
+  const std::optional<SnapshotRecord>& snapshot() const noexcept;
+  std::size_t raft_state_size() const noexcept;
+  std::uint64_t writes_lost() const noexcept { return sim_ ? sim_->writes_lost() : 0; }
+
+ private:
+  Persister() = default;
+  std::unique_ptr<MemStorage> mem_;
+  std::unique_ptr<SimStorage> sim_;
+};
 
 class LabConfig {
  public:
@@ -57,6 +78,8 @@ class LabConfig {
   std::uint64_t rpc_total() const;
   std::uint64_t bytes_total() const;
   std::size_t log_size() const;  // LogSize(): max persisted raft state over servers.
+  // Unsynced writes that crashes dropped (SimStorage only).
+  std::uint64_t writes_lost() const noexcept { return writes_lost_; }
   void begin(const std::string& description);
   void end();
   Task<void> cleanup();
@@ -91,7 +114,7 @@ class LabConfig {
   const bool snapshot_;
   SimNetwork net_;
   std::vector<std::unique_ptr<Node>> rafts_;
-  std::vector<std::unique_ptr<MemStorage>> saved_;
+  std::vector<std::unique_ptr<Persister>> saved_;
   std::vector<std::vector<std::optional<Value>>> logs_;  // logs[i][index]: what i applied.
   std::vector<std::string> apply_err_;
   std::vector<std::int64_t> last_applied_;
@@ -102,6 +125,7 @@ class LabConfig {
   std::uint64_t rpcs0_ = 0;
   std::uint64_t bytes0_ = 0;
   std::int64_t max_index_ = 0;
+  std::uint64_t writes_lost_ = 0;
   std::int64_t max_index0_ = 0;
   bool finished_ = false;
   std::optional<std::string> fatal_;  // The first apply error or invariant violation.

@@ -4,7 +4,8 @@
 // (same seed, same trace). Exit status 1 if any run failed.
 //
 //   raft_lab [--seeds 1..20 | --seeds 7] [--filter 2B]... [--test TestBackup2B] [-v] [--list]
-//            [--wall-limit SECONDS]
+//            [--wall-limit SECONDS] [--storage mem|sim]
+// --storage sim persists on SimStorage: crashes lose a random part of the unsynced writes.
 #include <chrono>
 #include <cinttypes>
 #include <condition_variable>
@@ -34,6 +35,7 @@ struct Options {
   std::string exact;                 // --test: this test only.
   bool verbose = false;
   bool list = false;
+  bool sim_storage = false;  // --storage sim: SimStorage instead of MemStorage.
   double wall_limit_s = 120;  // Per run: a livelock (no virtual time passes) cannot hang us.
   std::string argv0;
 };
@@ -41,7 +43,7 @@ struct Options {
 [[noreturn]] void usage(const char* argv0, const char* problem) {
   std::fprintf(stderr,
                "%s\nusage: %s [--seeds A..B | --seeds N] [--filter SUBSTRING]... [--test NAME]"
-               " [-v] [--list] [--wall-limit SECONDS]\n",
+               " [-v] [--list] [--wall-limit SECONDS] [--storage mem|sim]\n",
                problem, argv0);
   std::exit(2);
 }
@@ -74,6 +76,10 @@ Options parse(int argc, char** argv) {
       }
     } else if (arg == "--filter") {
       o.filters.push_back(value());
+    } else if (arg == "--storage") {
+      const std::string v = value();
+      if (v != "sim" && v != "mem") usage(argv[0], "bad --storage (sim or mem)");
+      o.sim_storage = v == "sim";
     } else if (arg == "--test") {
       o.exact = value();
     } else if (arg == "--wall-limit") {
@@ -168,21 +174,23 @@ Result run_one(const LabTest& test, std::uint64_t seed, const Options& o, TestCo
   t.name = test.name;
   t.seed = seed;
   t.verbose = o.verbose;
+  t.sim_storage = o.sim_storage;
   const auto wall0 = std::chrono::steady_clock::now();
   auto loop = Loop::simulated({.seed = seed});
   // A failed URAFT_ASSERT aborts the process: it names the run and how to replay it.
   const ScopedAssertContext context([&test, seed, &o, &loop] {
     char buf[512];
     std::snprintf(buf, sizeof buf,
-                  "%s seed %" PRIu64 ", virtual time %.3f s; replay: %s --test %s --seeds %" PRIu64,
+                  "%s seed %" PRIu64 ", virtual time %.3f s; replay: %s --test %s --seeds %" PRIu64 "%s",
                   test.name, seed,
                   std::chrono::duration<double>(loop->now().time_since_epoch()).count(),
-                  o.argv0.c_str(), test.name, seed);
+                  o.argv0.c_str(), test.name, seed, o.sim_storage ? " --storage sim" : "");
     return std::string(buf);
   });
   const Watchdog watchdog(o.wall_limit_s, std::string(test.name) + " seed " + std::to_string(seed) +
                                               "; replay: " + o.argv0 + " --test " + test.name +
-                                              " --seeds " + std::to_string(seed));
+                                              " --seeds " + std::to_string(seed) +
+                                              (o.sim_storage ? " --storage sim" : ""));
   try {
     loop->run(run_body(test.fn, &t));
     r.passed = true;
@@ -222,12 +230,14 @@ int main_impl(int argc, char** argv) {
   std::map<std::string, Tally> by_test;
   std::vector<std::pair<std::uint64_t, double>> wall_by_seed;
   int failures = 0;
+  std::uint64_t writes_lost = 0;
   for (std::uint64_t seed = o.seed_first; seed <= o.seed_last; ++seed) {
     double seed_wall = 0;
     for (const LabTest* test : tests) {
       TestContext t;
       const Result r = run_one(*test, seed, o, t);
       seed_wall += r.wall_s;
+      writes_lost += t.writes_lost;
       Tally& tally = by_test[test->name];
       tally.wall_s += r.wall_s;
       tally.virtual_s += r.virtual_s;
@@ -244,9 +254,9 @@ int main_impl(int argc, char** argv) {
         ++failures;
         tally.failed_seeds.push_back(seed);
         std::printf("FAIL %-32s seed %-4" PRIu64 " virtual %6.1fs wall %6.3fs  trace %016" PRIx64
-                    "\n  %s\n  replay: %s --test %s --seeds %" PRIu64 "\n",
+                    "\n  %s\n  replay: %s --test %s --seeds %" PRIu64 "%s\n",
                     test->name, seed, r.virtual_s, r.wall_s, r.trace, r.message.c_str(), argv[0],
-                    test->name, seed);
+                    test->name, seed, o.sim_storage ? " --storage sim" : "");
       }
       std::fflush(stdout);
     }
@@ -277,6 +287,9 @@ int main_impl(int argc, char** argv) {
                   wall_by_seed[i].second);
     }
     std::printf(")");
+  }
+  if (o.sim_storage) {
+    std::printf("\nstorage: SimStorage; unsynced writes lost at crashes: %" PRIu64, writes_lost);
   }
   std::printf("\n%d passed, %d failed\n",
               static_cast<int>(tests.size() * wall_by_seed.size()) - failures, failures);
