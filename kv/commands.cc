@@ -2,7 +2,6 @@
 
 #include <algorithm>
 #include <array>
-#include <charconv>
 #include <limits>
 #include <vector>
 
@@ -321,18 +320,26 @@ void run_config(std::span<const std::string_view> argv, std::string& out) {
       append_wrong_arity(out, "config|get");
       return;
     }
-    std::vector<const ConfigParam*> found;
-    for (const ConfigParam& p : kConfigParams) {
-      for (std::size_t i = 2; i < argv.size(); ++i) {
-        if (glob_match(argv[i], p.name)) {
-          found.push_back(&p);
-          break;
+    // (parameter, name to reply): a pattern without glob characters is looked up and echoed
+    // as typed, a glob reports each matching parameter's own name (as Redis 7 does).
+    std::vector<std::pair<const ConfigParam*, std::string_view>> found;
+    auto add = [&found](const ConfigParam* p, std::string_view name) {
+      for (const auto& f : found) {
+        if (f.first == p) return;
+      }
+      found.emplace_back(p, name);
+    };
+    for (std::size_t i = 2; i < argv.size(); ++i) {
+      const bool glob = argv[i].find_first_of("[*?") != std::string_view::npos;
+      for (const ConfigParam& p : kConfigParams) {
+        if (glob ? glob_match(argv[i], p.name) : equals_ignore_case(argv[i], p.name)) {
+          add(&p, glob ? p.name : argv[i]);
         }
       }
     }
     append_array_header(out, 2 * found.size());
-    for (const ConfigParam* p : found) {
-      append_bulk(out, p->name);
+    for (const auto& [p, name] : found) {
+      append_bulk(out, name);
       append_bulk(out, p->value);
     }
   } else if (equals_ignore_case(sub, "set")) {

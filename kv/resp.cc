@@ -235,7 +235,8 @@ ParseStatus RespParser::parse_array(Request& out) {
     std::int64_t count = 0;
     if (buf_[cr + 1] != '\n' ||
         !parse_int64(std::string_view(buf_.data() + pos_ + 1, cr - pos_ - 1), count) ||
-        count > static_cast<std::int64_t>(kArrayElementsMax)) {
+        count > static_cast<std::int64_t>(unauthenticated_ ? kUnauthenticatedElementsMax
+                                                           : kArrayElementsMax)) {
       return fail(RespErrorCode::kInvalidMultibulkLength);
     }
     scan_ = cr + 2;
@@ -261,7 +262,9 @@ ParseStatus RespParser::parse_array(Request& out) {
     std::int64_t length = 0;
     if (buf_[cr + 1] != '\n' ||
         !parse_int64(std::string_view(buf_.data() + scan_ + 1, cr - scan_ - 1), length) ||
-        length < 0 || length > static_cast<std::int64_t>(kBulkBytesMax)) {
+        length < 0 ||
+        length > static_cast<std::int64_t>(unauthenticated_ ? kUnauthenticatedBulkBytesMax
+                                                            : kBulkBytesMax)) {
       return fail(RespErrorCode::kInvalidBulkLength);
     }
     const std::size_t data = cr + 2;

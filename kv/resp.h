@@ -32,6 +32,14 @@ inline constexpr std::size_t kInlineBytesMax = std::size_t{64} << 10;
 // a log entry and a frame.
 inline constexpr std::size_t kRequestBytesMax = 2 * kBulkBytesMax + kInlineBytesMax;
 
+// Before a client has authenticated (when a password is required) it gets Redis's tighter
+// bounds: an unauthenticated stranger cannot make the node buffer 32 MiB per connection,
+// while AUTH and HELLO ... AUTH fit easily.
+inline constexpr std::size_t kUnauthenticatedElementsMax = 10;
+inline constexpr std::size_t kUnauthenticatedBulkBytesMax = 16 * 1024;
+static_assert(kUnauthenticatedElementsMax <= kArrayElementsMax);
+static_assert(kUnauthenticatedBulkBytesMax <= kBulkBytesMax);
+
 // What was wrong with a request. After any of these the stream has lost its place: the server
 // replies "-ERR " + message() and closes the connection (Redis does the same).
 enum class RespErrorCode : std::uint8_t {
@@ -93,6 +101,10 @@ class RespParser {
 
   // Set once next() has returned kError.
   [[nodiscard]] const std::optional<RespError>& error() const noexcept { return error_; }
+  // While set, arrays and bulks are held to the kUnauthenticated* bounds (exceeding them is
+  // kInvalidMultibulkLength / kInvalidBulkLength, as in Redis). A server sets it before each
+  // next() from its session: `parser.set_unauthenticated(password_required && !authenticated)`.
+  void set_unauthenticated(bool on) noexcept { unauthenticated_ = on; }
   // Bytes fed but not yet returned as requests.
   [[nodiscard]] std::size_t buffered_bytes() const noexcept { return end_ - pos_; }
   // Forgets everything buffered, and any error.
@@ -113,6 +125,7 @@ class RespParser {
   std::int64_t elements_left_ = -1; // -1: no array header parsed yet for this request.
   std::vector<std::size_t> arg_offsets_;  // (offset, length) pairs of the elements so far.
   std::optional<RespError> error_;
+  bool unauthenticated_ = false;
 };
 
 // Copies a request's arguments, for a request that must outlive the parser's buffer.

@@ -1,12 +1,14 @@
 // libFuzzer target for kv/resp.h, with kv/batch.h, kv/store.h and kv/commands.h on the same
 // bytes. Any input must:
 //   - parse to the same requests and the same final status whether fed whole, byte by byte or
-//     in pieces (the parser is split-independent);
+//     in pieces (the parser is split-independent), and under the unauthenticated bounds to a
+//     prefix of those requests;
 //   - give requests that re-encode (append_request) and parse back to the same argv;
 //   - as a batch entry or a snapshot, decode to an error or to something that re-encodes to
 //     exactly the input (both formats are canonical);
 //   - never crash route_command, Store::apply/read or reply_length.
 // Build: meson setup -Dfuzz=true with clang; run: fuzz_resp -max_total_time=60 corpus/
+#include <algorithm>
 #include <cstddef>
 #include <cstdint>
 #include <cstdlib>
@@ -47,8 +49,9 @@ void drain(uraft::kv::RespParser& p, Outcome& o) {
   o.error = p.error();
 }
 
-Outcome parse_in_pieces(std::string_view input, std::size_t piece) {
+Outcome parse_in_pieces(std::string_view input, std::size_t piece, bool unauthenticated = false) {
   uraft::kv::RespParser p;
+  p.set_unauthenticated(unauthenticated);
   Outcome o;
   for (std::size_t pos = 0; pos < input.size() && o.last != ParseStatus::kError; pos += piece) {
     p.feed(input.substr(pos, piece));
@@ -64,6 +67,12 @@ void check_parser(std::string_view input) {
   if (whole.last == ParseStatus::kError && !whole.error) std::abort();
   if (input.size() <= 4096 && parse_in_pieces(input, 1) != whole) std::abort();
   if (parse_in_pieces(input, 7) != whole) std::abort();
+  // Tighter bounds only ever stop parsing earlier: their requests are a prefix of the others.
+  const Outcome tight = parse_in_pieces(input, input.size() + 1, true);
+  if (tight.requests.size() > whole.requests.size() ||
+      !std::equal(tight.requests.begin(), tight.requests.end(), whole.requests.begin())) {
+    std::abort();
+  }
 
   // Round trip through the encoder, and a pass through routing and the store.
   std::string again;

@@ -354,6 +354,37 @@ TEST_CASE("a request over kRequestBytesMax is refused before its bytes arrive") 
   CHECK(r.requests[0][2] == "x");
 }
 
+TEST_CASE("unauthenticated clients get Redis's tighter array and bulk bounds") {
+  // Goal: before AUTH, at most 10 elements and 16 KiB bulks; after, the normal bounds.
+  const std::string eleven = "*11\r\n";
+  const std::string big = request({"AUTH", std::string(kUnauthenticatedBulkBytesMax + 1, 'p')});
+  const std::string fits = request({"AUTH", std::string(kUnauthenticatedBulkBytesMax, 'p')});
+  for (const bool unauthenticated : {true, false}) {
+    CAPTURE(unauthenticated);
+    RespParser p;
+    p.set_unauthenticated(unauthenticated);
+    p.feed(eleven);
+    Request r;
+    CHECK(p.next(r) == (unauthenticated ? ParseStatus::kError : ParseStatus::kNeedMore));
+    RespParser q;
+    q.set_unauthenticated(unauthenticated);
+    q.feed(big);
+    CHECK(q.next(r) == (unauthenticated ? ParseStatus::kError : ParseStatus::kRequest));
+    if (unauthenticated) {
+      CHECK(p.error()->code == RespErrorCode::kInvalidMultibulkLength);
+      CHECK(q.error()->code == RespErrorCode::kInvalidBulkLength);
+    }
+  }
+  RespParser p;
+  p.set_unauthenticated(true);
+  p.feed(fits + request({"SET", "k", std::string(100000, 'v')}));
+  Request r;
+  REQUIRE(p.next(r) == ParseStatus::kRequest);
+  p.set_unauthenticated(false);  // The AUTH succeeded.
+  REQUIRE(p.next(r) == ParseStatus::kRequest);
+  CHECK(r.argv[2].size() == 100000);
+}
+
 TEST_CASE("a protocol error is sticky until reset") {
   // Goal: after an error the parser yields nothing more; reset() starts over.
   RespParser p;
