@@ -6,7 +6,8 @@
 # Warnings are errors. The last line is "N passed, M failed", counting doctest test cases
 # (a test program without doctest counts as one case). Exit status is non-zero on failure.
 # Environment: URAFT_BUILD_ROOT (default ./build), URAFT_SKIP_ASAN=1 to skip the ASan pass,
-# URAFT_SKIP_FUZZ=1 to skip the bounded fuzz run (done only when clang++ is installed).
+# URAFT_SKIP_FUZZ=1 to skip the bounded fuzz run (done only when clang++ is installed),
+# URAFT_CRASH_CYCLES=N for N SIGKILL cycles in the storage crash test (default 50).
 set -uo pipefail
 cd "$(dirname "$0")/.."
 root=$(pwd)
