@@ -99,7 +99,10 @@ Task<int> run_node(DaemonConfig config, Parts* parts, int signal_fd) {
   Node node(self, config.peers.size(), *parts->rpc, *parts->storage, Config::production(),
             recovered);
   ServiceOptions service_options;
-  service_options.snapshot_log_bytes = config.snapshot_log_bytes;
+  // Staggered by id (1x, 1.25x, 1.5x, 1.75x, ...): replicas reach their thresholds at
+  // different times, so they do not all spend CPU and disk on a snapshot at once.
+  service_options.snapshot_log_bytes =
+      config.snapshot_log_bytes + config.snapshot_log_bytes / 4 * (config.id % 4);
   service_options.client_addresses = config.client_addresses;
   std::unique_ptr<Service> service;
   std::unique_ptr<Server> server;

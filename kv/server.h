@@ -36,7 +36,7 @@ inline constexpr std::size_t kGroupCommandsMax = 1024;
 // A connection's first group is this large; later ones are sized so their replies come to
 // about kGroupReplyBytesTarget, judging by the last group's replies (GETs of large values
 // then go a few at a time; small replies go kGroupCommandsMax at a time).
-inline constexpr std::size_t kGroupCommandsFirst = 64;
+inline constexpr std::size_t kGroupCommandsFirst = 16;
 inline constexpr std::size_t kGroupReplyBytesTarget = std::size_t{1} << 20;
 // A group stops taking requests once its encoded commands pass this, so the next request,
 // however large (kRequestBytesMax), still fits the job's batch.

@@ -3,13 +3,16 @@
 #include <spdlog/spdlog.h>
 
 #include <exception>
+#include <functional>
 #include <stdexcept>
+#include <thread>
 #include <string_view>
 #include <utility>
 #include <variant>
 
 #include "core/assert.h"
 #include "core/loop.h"
+#include "core/post.h"
 #include "core/scope.h"
 #include "core/when.h"
 #include "kv/resp.h"
@@ -19,6 +22,8 @@ namespace {
 
 // How often the sweeper looks for jobs past their deadline.
 constexpr Duration kSweepInterval = std::chrono::milliseconds(100);
+// A sweeper wake-up later than this is logged (a third of the shortest election timeout).
+constexpr Duration kLoopStallWarning = std::chrono::milliseconds(150);
 
 constexpr std::string_view kErrNoLeader = "TRYAGAIN no leader";
 constexpr std::string_view kErrNotApplied =
@@ -52,6 +57,28 @@ std::uint32_t get_u32(std::string_view in, std::size_t at) {
     v |= std::uint32_t{static_cast<unsigned char>(in[at + static_cast<std::size_t>(i)])} << (8 * i);
   }
   return v;
+}
+
+// Runs `work` on a helper thread and completes when it has returned; the loop keeps turning
+// meanwhile (heartbeats, elections, reads). For serializing and restoring the store, which
+// take long enough with many keys (hundreds of ms) that a leader blocked on them would lose
+// its leadership. The caller guarantees that nothing on the loop writes what `work` touches
+// until this completes (the applier is the store's only writer, and it is the caller). Not
+// cancellable: the thread's work cannot be abandoned half-way.
+struct HelperDone {
+  Event done;
+};
+
+Task<void> run_on_helper_thread(std::function<void()> work) {
+  Loop& loop = Loop::current();
+  PostQueue& queue = loop.post_queue();
+  auto state = std::make_shared<HelperDone>();
+  std::thread helper([state, &queue, work = std::move(work)] {
+    work();
+    queue.post([state] { state->done.set(); });
+  });
+  co_await state->done.wait_uncancellable();
+  helper.join();
 }
 
 }  // namespace
@@ -386,7 +413,7 @@ Task<void> Service::run_applier(Service* self) {
     std::optional<ApplyMsg> msg = co_await self->node_.apply_channel().receive();
     if (!msg) co_return;  // The node was killed.
     if (msg->kind == ApplyMsg::Kind::kSnapshot) {
-      self->apply_snapshot(*msg);
+      co_await self->apply_snapshot(std::move(*msg));
     } else {
       self->apply_entry(*msg);
       co_await self->maybe_snapshot();
@@ -452,12 +479,19 @@ void Service::apply_entry(const ApplyMsg& msg) {
   URAFT_ASSERT(next == replies_.size());
 }
 
-void Service::apply_snapshot(const ApplyMsg& msg) {
-  if (std::optional<SnapshotError> e = store_.restore(msg.data)) {
+Task<void> Service::apply_snapshot(ApplyMsg msg) {
+  // Restored into a fresh store off the loop (it takes as long as serializing); the old one
+  // keeps serving reads at the old applied index meanwhile.
+  Store fresh;
+  std::optional<SnapshotError> error;
+  const std::string& data = msg.data;
+  co_await run_on_helper_thread([&fresh, &error, &data] { error = fresh.restore(data); });
+  if (std::optional<SnapshotError> e = error) {
     // Every replica got these bytes from a leader that made them: this one cannot follow.
     throw std::runtime_error("snapshot at index " + std::to_string(msg.index.value) +
                              " from the leader is corrupt (" + std::string(to_string(*e)) + ")");
   }
+  store_ = std::move(fresh);
   applied_ = last_snapshot_ = msg.index;
   ++counters_.snapshots_restored;
   spdlog::info("installed snapshot at index {} from the leader ({} keys, {} bytes)",
@@ -474,15 +508,28 @@ void Service::apply_snapshot(const ApplyMsg& msg) {
 
 Task<void> Service::maybe_snapshot() {
   if (node_.log_bytes() < options_.snapshot_log_bytes || applied_ <= last_snapshot_) co_return;
+  // The node counts an entry as applied once its applier has resumed from handing it over;
+  // until then it would refuse a snapshot that covers it. Try again after the next entry.
+  if (applied_ > node_.last_applied()) co_return;
   const LogIndex index = applied_;
-  std::string data = store_.snapshot();
+  Loop& loop = Loop::current();
+  const TimePoint started = loop.now();
+  std::string data;
+  const Store& store = store_;
+  co_await run_on_helper_thread([&store, &data] { store.snapshot(data); });
+  const TimePoint serialized = loop.now();
   const std::size_t bytes = data.size();
   const std::size_t keys = store_.stats().keys;
   last_snapshot_ = index;
   co_await node_.snapshot(index, std::move(data));
   ++counters_.snapshots_taken;
-  spdlog::info("snapshot at index {} ({} keys, {} bytes); log now {} entries", index.value, keys,
-               bytes, node_.log_entries());
+  const auto ms = [](Duration d) {
+    return std::chrono::duration_cast<std::chrono::milliseconds>(d).count();
+  };
+  spdlog::info("snapshot at index {} ({} keys, {} bytes; serialized in {} ms, stored in {} ms); "
+               "log now {} entries",
+               index.value, keys, bytes, ms(serialized - started), ms(loop.now() - serialized),
+               node_.log_entries());
 }
 
 // --- role changes and timeouts ------------------------------------------------------------
@@ -521,8 +568,15 @@ Task<void> Service::run_watcher(Service* self) {
 
 Task<void> Service::run_sweeper(Service* self) {
   for (;;) {
-    co_await sleep_for(kSweepInterval);
+    const TimePoint due = Loop::current().now() + kSweepInterval;
+    co_await sleep_until(due);
     const TimePoint now = Loop::current().now();
+    // A late wake-up means the loop was blocked (or starved of CPU): long enough, and
+    // followers stop hearing heartbeats. Worth an operator's attention.
+    if (now - due > kLoopStallWarning) {
+      spdlog::warn("the event loop was blocked or starved for {} ms",
+                   std::chrono::duration_cast<std::chrono::milliseconds>(now - due).count());
+    }
     bool failed = false;
     while (!self->waiting_.empty()) {
       std::shared_ptr<Job> job = self->waiting_.front().lock();

@@ -137,7 +137,7 @@ class Service final : public RpcHandler {
 
   // Applies one committed entry and settles the proposal at its index, if ours.
   void apply_entry(const ApplyMsg& msg);
-  void apply_snapshot(const ApplyMsg& msg);
+  Task<void> apply_snapshot(ApplyMsg msg);
   Task<void> maybe_snapshot();
   void propose_queued();
   // Completes `job` with the same error reply for each of its commands.
