@@ -28,7 +28,9 @@ NodeView NodeView::of(const Node& node, std::uint64_t instance) {
                   node.state().is_leader,
                   &node.log(),
                   node.commit_index(),
-                  node.last_applied()};
+                  node.last_applied(),
+                  node.durable_hard_state().current_term,
+                  node.durable_hard_state().voted_for};
 }
 
 ClusterInvariants::ClusterInvariants(std::size_t cluster_size, std::uint64_t seed)
@@ -52,6 +54,25 @@ void ClusterInvariants::on_start(NodeId id, std::uint64_t instance, LogIndex sna
   in.instance = instance;
   in.commit_index = in.last_applied = in.applied = snapshot_index;
   in.committed_watermark = snapshot_index;
+}
+
+void ClusterInvariants::on_start(NodeId id, std::uint64_t instance, LogIndex snapshot_index,
+                                 const HardState& restored) {
+  on_start(id, instance, snapshot_index);
+  NodeHistory& h = nodes_[id.value];
+  if (restored.current_term < h.durable_term) {
+    std::ostringstream os;
+    os << "node " << id << " restored term " << restored.current_term
+       << " below its durable term " << h.durable_term;
+    fail(os.str());
+  }
+  // The term and vote checks go on from what the instance restored.
+  h.instance = instance;
+  h.term = restored.current_term;
+  h.durable_term = restored.current_term;
+  h.votes.erase(h.votes.upper_bound(restored.current_term.value - 1), h.votes.end());
+  if (restored.voted_for != kNoNode) h.votes[restored.current_term.value] = restored.voted_for;
+  h.durable_votes = h.votes;
 }
 
 void ClusterInvariants::on_apply(NodeId id, std::uint64_t instance, const ApplyMsg& msg) {
@@ -102,6 +123,12 @@ void ClusterInvariants::check_node(const NodeView& v) {
   URAFT_ASSERT(v.log != nullptr);
   NodeHistory& h = nodes_[v.id.value];
   std::ostringstream os;
+  if (v.instance != h.instance) {
+    // A restart: compare with what the earlier instances had made durable.
+    h.instance = v.instance;
+    h.term = h.durable_term;
+    h.votes = h.durable_votes;
+  }
   if (v.term < h.term) {
     os << "node " << v.id << " went back from term " << h.term << " to " << v.term;
     fail(os.str());
@@ -115,6 +142,19 @@ void ClusterInvariants::check_node(const NodeView& v) {
       fail(os.str());
     }
   }
+  const Term durable_term = v.durable_term.value_or(v.term);
+  const NodeId durable_vote = v.durable_term ? v.durable_vote : v.voted_for;
+  if (durable_term > v.term) {
+    os << "node " << v.id << " has durable term " << durable_term << " above its term " << v.term;
+    fail(os.str());
+  }
+  if (durable_term < h.durable_term) {
+    os << "node " << v.id << " durable term went back from " << h.durable_term << " to "
+       << durable_term;
+    fail(os.str());
+  }
+  h.durable_term = durable_term;
+  if (durable_vote != kNoNode) h.durable_votes.emplace(durable_term.value, durable_vote);
   if (v.is_leader) {
     const auto [it, fresh] = leaders_.emplace(v.term.value, v.id);
     if (!fresh && it->second != v.id) {

@@ -35,6 +35,10 @@ struct NodeView {
   const RaftLog* log = nullptr;
   LogIndex commit_index;
   LogIndex last_applied;
+  // The hard state storage has made durable (what a restart gets back; a storage that loses
+  // unsynced writes at a crash may hand back less than term/voted_for). Default: term.
+  std::optional<Term> durable_term;
+  NodeId durable_vote = kNoNode;
 
   static NodeView of(const Node& node, std::uint64_t instance);
 };
@@ -54,6 +58,12 @@ class ClusterInvariants {
 
   // A new instance of node `id` starts applying after `snapshot_index` (what it restored).
   void on_start(NodeId id, std::uint64_t instance, LogIndex snapshot_index);
+  // The same, for a restart from `restored` (what its storage handed back): the term and vote
+  // checks go on from it. Storage that loses unsynced writes may restore less than the last
+  // instance held in memory: that was never sent (persist before send), so it is no violation.
+  // Without this, a restart is compared with the hard state the nodes reported as durable.
+  void on_start(NodeId id, std::uint64_t instance, LogIndex snapshot_index,
+                const HardState& restored);
   // The instance handed on `msg`. State Machine Safety: one command per index across the
   // cluster; each instance's indexes strictly consecutive (a snapshot may skip ahead).
   void on_apply(NodeId id, std::uint64_t instance, const ApplyMsg& msg);
@@ -82,6 +92,11 @@ class ClusterInvariants {
   struct NodeHistory {
     Term term;
     std::map<std::uint64_t, NodeId> votes;  // term -> the vote cast in it.
+    // Across a restart only what was durable must survive: a term or vote held in memory
+    // and lost with an unsynced write was never sent (persist before send).
+    std::uint64_t instance = 0;  // The instance term and votes were last seen from.
+    Term durable_term;
+    std::map<std::uint64_t, NodeId> durable_votes;
     Instance current;
   };
 

@@ -40,6 +40,7 @@ Node::Node(NodeId self, std::size_t cluster_size, RpcEndpoint& rpc, Storage& sto
   URAFT_ASSERT(self_.value < cluster_size_);
   current_term_ = recovered.hard_state.current_term;
   voted_for_ = recovered.hard_state.voted_for;
+  durable_hard_state_ = recovered.hard_state;
   if (recovered.snapshot && recovered.snapshot->last_included_index > LogIndex{0}) {
     snapshot_ = std::move(*recovered.snapshot);
     log_.reset_to_snapshot(snapshot_.last_included_index, snapshot_.last_included_term);
@@ -49,6 +50,7 @@ Node::Node(NodeId self, std::size_t cluster_size, RpcEndpoint& rpc, Storage& sto
   // ingests it before Make); the rest is learnt from the next leader.
   commit_index_ = last_applied_ = log_.snapshot_index();
   stored_match_ = stored_last_ = log_.last_index();
+  log_durable_ = log_.last_index();
   handlers_idle_.set();
   root_.spawn(report_errors(this, run_applier()));
   become_follower();
@@ -93,6 +95,7 @@ void Node::kill() noexcept {
   apply_ch_.close();
   root_.cancel();  // The role's scope is a child of root_: it goes too.
   read_done_.set();  // Waiting reads leave with nullopt.
+  log_durable_wake_.set();  // Handlers waiting for a write leave.
   changed_.set();
 }
 
@@ -269,6 +272,8 @@ void Node::check_stamp(const CancelToken& token, Stamp stamp) const {
 Task<void> Node::persist_hard_state() {
   const HardState state{current_term_, voted_for_};
   co_await storage_.save_hard_state(state);
+  // Saves complete in order: a later one may have completed already.
+  if (state.current_term >= durable_hard_state_.current_term) durable_hard_state_ = state;
 }
 
 Task<void> Node::persist_log() {
@@ -281,12 +286,19 @@ Task<void> Node::persist_log() {
   stored_match_ = stored_last_ = last;  // Ordered now: later writes come after this one.
   ++stats_.log_writes;
   stats_.log_entries_written += entries.size();
+  const std::uint64_t truncations = truncations_;
   co_await storage_.append(first, std::move(entries));
+  if (truncations == truncations_ && last > log_durable_) {
+    log_durable_ = last;
+    log_durable_wake_.set();
+  }
 }
 
 void Node::truncate_log(LogIndex from) {
   log_.truncate_suffix(from);
   stored_match_ = std::min(stored_match_, LogIndex{from.value - 1});
+  log_durable_ = std::min(log_durable_, LogIndex{from.value - 1});
+  ++truncations_;
 }
 
 void Node::snapshot_stored(LogIndex index, SnapshotLogAction action) {
@@ -294,8 +306,11 @@ void Node::snapshot_stored(LogIndex index, SnapshotLogAction action) {
   // with kDiscardLog, which log_ did too).
   if (action == SnapshotLogAction::kDiscardLog) {
     stored_match_ = stored_last_ = index;
+    log_durable_ = index;  // The snapshot's write is awaited before any reply.
+    ++truncations_;
     return;
   }
+  log_durable_ = std::max(log_durable_, index);
   stored_match_ = std::max(stored_match_, index);
   stored_last_ = std::max(stored_last_, index);
 }
@@ -361,6 +376,12 @@ Task<Message> Node::handle_append_entries(AppendEntriesArgs args) {
   // Persist before reply; this also writes entries a former leader had not written yet,
   // which this reply may acknowledge.
   if (log_changed || stored_match_ != log_.last_index()) co_await persist_log();
+  // Acknowledge only durable entries: some may be in a write another handler issued.
+  while (reply.success && log_durable_ < reply.match_index && !stopping_) {
+    log_durable_wake_.reset();
+    co_await log_durable_wake_.wait();
+  }
+  if (stopping_) co_return AppendEntriesReply{};
   co_return reply;
 }
 

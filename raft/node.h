@@ -124,6 +124,8 @@ class Node final : public RpcHandler {
   Role role() const noexcept { return role_->role; }
   Term current_term() const noexcept { return current_term_; }
   NodeId voted_for() const noexcept { return voted_for_; }
+  // The hard state as of the last completed save (what a restart gets back).
+  const HardState& durable_hard_state() const noexcept { return durable_hard_state_; }
   NodeId leader_id() const noexcept { return leader_id_; }
   const RaftLog& log() const noexcept { return log_; }
   LogIndex commit_index() const noexcept { return commit_index_; }
@@ -155,7 +157,11 @@ class Node final : public RpcHandler {
     LogIndex next_index;       // Next entry to send; at or below the snapshot: send the snapshot.
     LogIndex match_index;      // Highest entry known to match the leader's log.
     std::size_t inflight = 0;  // RPCs awaiting a reply.
-    std::size_t payload_inflight = 0;  // Of those, the ones carrying entries or a snapshot.
+    std::size_t payload_inflight = 0;  // Of those, the ones carrying entries or a snapshot,
+    std::size_t payload_bytes_inflight = 0;  // and their command bytes.
+    // The follower matched our log at its last reply: send new entries without waiting for
+    // replies (next_index runs ahead of match_index), up to Config::append_window.
+    bool pipelining = false;
     TimePoint last_send;
     LogIndex commit_sent;  // The leader_commit of the last request sent.
     Event wake;            // Set when there may be something to send.
@@ -236,9 +242,11 @@ class Node final : public RpcHandler {
   // Wakes each replicator when its follower's heartbeat is due.
   Task<void> run_heartbeat_clock(RoleState& role);
   bool should_send(const RoleState& role, const Progress& p, TimePoint now) const;
+  // Entries wait for p, and the window (or stop-and-wait) lets them go now.
+  bool entries_to_send(const Progress& p) const;
   void send_to(RoleState& role, NodeId peer);
-  Task<void> send_append(RoleState& role, NodeId peer, AppendEntriesArgs args, bool payload,
-                         std::uint64_t seq);
+  Task<void> send_append(RoleState& role, NodeId peer, AppendEntriesArgs args,
+                         std::size_t bytes, std::uint64_t seq);
   Task<void> send_snapshot(RoleState& role, NodeId peer, InstallSnapshotArgs args,
                            std::uint64_t seq);
   // A reply in our term to request `seq` (ReadIndex counts it).
@@ -270,6 +278,7 @@ class Node final : public RpcHandler {
   // Figure 2, persistent state (mirrored in storage_ before anything depending on it leaves).
   Term current_term_;
   NodeId voted_for_ = kNoNode;
+  HardState durable_hard_state_;  // Set when a save completes.
   RaftLog log_;
   SnapshotRecord snapshot_;  // The latest snapshot (index 0: none), kept for InstallSnapshot.
   // Storage's log once every issued write is done: it agrees with log_ up to stored_match_
@@ -277,6 +286,13 @@ class Node final : public RpcHandler {
   // written) exist only here: whoever writes the log next writes them too.
   LogIndex stored_match_;
   LogIndex stored_last_;
+  // How far storage's log is known durable and equal to log_ (completed writes only). A
+  // follower acknowledges entries only up to here: an entry in a write another handler
+  // issued is not durable yet. A truncation lowers it; a write issued before a truncation
+  // raises it no more (a later write does, and Storage completes writes in order).
+  LogIndex log_durable_;
+  std::uint64_t truncations_ = 0;
+  Event log_durable_wake_;
 
   // Figure 2, volatile state.
   LogIndex commit_index_;

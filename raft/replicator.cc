@@ -33,29 +33,37 @@ Task<bool> timer_expires(TimePoint deadline) {
 
 // One RPC in flight to a follower, from its start to its end (however it ends): the
 // replicator may send again, so it is woken.
+template <typename Progress>
 class Inflight {
  public:
-  Inflight(std::size_t& inflight, std::size_t& payload_inflight, bool payload, Event& wake)
-      : inflight_(inflight), payload_inflight_(payload_inflight), payload_(payload), wake_(wake) {}
+  Inflight(Progress& p, bool payload, std::size_t bytes) : p_(p), payload_(payload), bytes_(bytes) {}
   Inflight(const Inflight&) = delete;
   Inflight& operator=(const Inflight&) = delete;
   ~Inflight() {
-    --inflight_;
-    if (payload_) --payload_inflight_;
-    wake_.set();
+    --p_.inflight;
+    if (payload_) --p_.payload_inflight;
+    p_.payload_bytes_inflight -= bytes_;
+    p_.wake.set();
   }
 
  private:
-  std::size_t& inflight_;
-  std::size_t& payload_inflight_;
+  Progress& p_;
   bool payload_;
-  Event& wake_;
+  std::size_t bytes_;
 };
 
 }  // namespace
 
 void Node::wake_replicators(RoleState& role) {
   for (Progress& p : role.progress) p.wake.set();
+}
+
+bool Node::entries_to_send(const Progress& p) const {
+  if (p.next_index > log_.last_index()) return false;
+  if (p.payload_inflight == 0) return true;
+  // Pipelining: more entries while earlier ones are on their way, within the window.
+  return p.pipelining && p.payload_inflight < config_.append_window &&
+         p.payload_bytes_inflight < config_.append_window_bytes;
 }
 
 bool Node::should_send(const RoleState& role, const Progress& p, TimePoint now) const {
@@ -66,7 +74,7 @@ bool Node::should_send(const RoleState& role, const Progress& p, TimePoint now) 
   if (now >= p.last_send + config_.heartbeat_interval) return true;
   // Figure 2, Leaders, 3: send entries from next_index (or the snapshot, if they are gone),
   // one such request at a time; a lost one is sent again with the next heartbeat.
-  if (p.next_index <= log_.last_index() && p.payload_inflight == 0) return true;
+  if (entries_to_send(p)) return true;
   // A new commit index: tell the follower now rather than at the next heartbeat.
   return p.commit_sent < commit_index_;
 }
@@ -138,20 +146,27 @@ void Node::send_to(RoleState& role, NodeId peer) {
                          log_.slice(p.next_index, end, config_.append_bytes_max),
                          commit_index_};
   const bool payload = !args.entries.empty();
+  std::size_t bytes = 0;
   if (payload) {
+    for (const LogEntry& e : args.entries) bytes += e.command.size();
     ++p.payload_inflight;
+    p.payload_bytes_inflight += bytes;
     ++stats_.append_requests;
     stats_.append_entries += args.entries.size();
+    // Pipelining: the next request carries what follows these.
+    if (p.pipelining) p.next_index = LogIndex{prev.value + args.entries.size() + 1};
   } else {
     ++stats_.heartbeats;
   }
-  role.scope.spawn(report_errors(this, send_append(role, peer, std::move(args), payload, p.sent_seq)));
+  role.scope.spawn(
+      report_errors(this, send_append(role, peer, std::move(args), bytes, p.sent_seq)));
 }
 
-Task<void> Node::send_append(RoleState& role, NodeId peer, AppendEntriesArgs args, bool payload,
-                             std::uint64_t seq) {
+Task<void> Node::send_append(RoleState& role, NodeId peer, AppendEntriesArgs args,
+                             std::size_t bytes, std::uint64_t seq) {
   Progress& p = role.progress[peer.value];
-  const Inflight inflight(p.inflight, p.payload_inflight, payload, p.wake);
+  const bool payload = !args.entries.empty();
+  const Inflight<Progress> inflight(p, payload, bytes);
   const CancelToken token = co_await current_token();
   const Stamp stamp = stamp_of(role);
   check_stamp(token, stamp);
@@ -159,7 +174,15 @@ Task<void> Node::send_append(RoleState& role, NodeId peer, AppendEntriesArgs arg
   Message request = std::move(args);
   const RpcResult result = co_await rpc_.call(peer, std::move(request), config_.rpc_timeout);
   check_stamp(token, stamp);
-  if (!result.ok()) co_return;  // Lost: the next heartbeat carries the same entries.
+  if (!result.ok()) {
+    // Lost: the next heartbeat carries the same entries. A pipelining leader sent later ones
+    // past them, so it goes back to sending from the match index, one request at a time.
+    if (payload && p.pipelining) {
+      p.pipelining = false;
+      p.next_index = LogIndex{p.match_index.value + 1};
+    }
+    co_return;
+  }
   const auto* reply = std::get_if<AppendEntriesReply>(&*result.reply);
   if (reply == nullptr) co_return;
   if (observe(reply->term)) {
@@ -178,8 +201,10 @@ void Node::on_append_reply(RoleState& role, NodeId peer, LogIndex sent_last,
     // Figure 2, Leaders, 3: on success update nextIndex and matchIndex. Only what this request
     // carried can be known to match, whatever the reply claims.
     on_match(role, peer, std::min(reply.match_index, sent_last));
+    p.pipelining = true;
     return;
   }
+  p.pipelining = false;
   // Figure 2, Leaders, 3: on a rejection decrement nextIndex and retry — by a whole term at a
   // time, with the follower's hints.
   p.next_index = next_index_after_reject(log_, p.match_index, reply);
@@ -188,7 +213,7 @@ void Node::on_append_reply(RoleState& role, NodeId peer, LogIndex sent_last,
 Task<void> Node::send_snapshot(RoleState& role, NodeId peer, InstallSnapshotArgs args,
                                std::uint64_t seq) {
   Progress& p = role.progress[peer.value];
-  const Inflight inflight(p.inflight, p.payload_inflight, true, p.wake);
+  const Inflight<Progress> inflight(p, true, 0);
   const CancelToken token = co_await current_token();
   const Stamp stamp = stamp_of(role);
   check_stamp(token, stamp);

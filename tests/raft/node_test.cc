@@ -15,6 +15,7 @@
 #include "core/scope.h"
 #include "core/when.h"
 #include "net/sim_network.h"
+#include "raft/invariants.h"
 #include "raft/mem_storage.h"
 
 namespace uraft {
@@ -707,6 +708,87 @@ TEST_CASE("services hear of role, term and leader changes, and read match indexe
   Cluster c(3);
   std::vector<std::vector<NodeStatus>> seen(3);
   loop->run(status_for_services(&c, &seen));
+}
+
+Task<void> pipelines_appends(Cluster* c) {
+  co_await c->start_all();
+  const std::size_t l = co_await c->wait_leader();
+  Node& leader = *c->servers[l].node;
+  (void)leader.start("first");
+  CHECK(co_await c->wait_applied(1));  // Both followers matched: the leader pipelines now.
+  for (std::uint32_t i = 0; i < 3; ++i) {
+    if (i != l) {
+      c->net.set_link(NodeId{static_cast<std::uint32_t>(l)}, NodeId{i}, LinkFaults{20ms, 20ms, 0});
+    }
+  }
+  const std::uint64_t sent = leader.stats().append_requests;
+  for (int i = 0; i < 4; ++i) {
+    (void)leader.start(numbered("p", static_cast<std::size_t>(i)));
+    co_await sleep_for(1ms);
+  }
+  // Four requests per follower left before the first reply could come back (40 ms).
+  CHECK(leader.stats().append_requests - sent == 8);
+  CHECK(co_await c->wait_applied(5));
+  co_await c->stop();
+}
+
+TEST_CASE("a leader pipelines AppendEntries to a matching follower, within its window") {
+  // Goal: Config::append_window: new entries go out without waiting for earlier replies.
+  auto loop = Loop::simulated({.seed = 12});
+  Config config = Config::lab();
+  config.append_window = 4;
+  Cluster c(3, config);
+  c.net.set_long_delays(false);
+  loop->run(pipelines_appends(&c));
+}
+
+TEST_CASE("pipelined replication stays correct under loss and reordering") {
+  // Goal: the pipelining paths (fall back on loss or rejection) keep logs identical.
+  for (std::uint64_t seed = 1; seed <= 5; ++seed) {
+    auto loop = Loop::simulated({.seed = seed});
+    Config config = Config::lab();
+    config.append_window = 8;
+    Cluster c(3, config);
+    c.net.set_reliable(false);
+    c.net.set_long_reordering(true);
+    loop->run(replicates_in_order(&c));
+  }
+}
+
+NodeView restart_view(std::uint64_t instance, std::uint64_t term, NodeId vote, const RaftLog& log,
+                      std::uint64_t durable_term, NodeId durable_vote) {
+  return NodeView{NodeId{0}, instance, Term{term}, vote, false, &log, LogIndex{0}, LogIndex{0},
+                  Term{durable_term}, durable_vote};
+}
+
+TEST_CASE("across a restart only durable terms and votes must survive") {
+  // Goal: the invariant checker accepts storage that loses unsynced writes at a crash
+  // (nothing depending on them was sent) and still catches durable state going back.
+  const RaftLog log;
+  ClusterInvariants inv(3, 42);
+  inv.on_start(NodeId{0}, 1, LogIndex{0});
+  // In memory: term 5, voted for 1; durable: term 4, no vote.
+  const std::vector<NodeView> before{restart_view(1, 5, NodeId{1}, log, 4, kNoNode)};
+  inv.check(before);
+  // Restarted at term 4, then a vote in term 5 for another candidate: both legal.
+  inv.on_start(NodeId{0}, 2, LogIndex{0});
+  const std::vector<NodeView> restarted{restart_view(2, 4, kNoNode, log, 4, kNoNode)};
+  inv.check(restarted);
+  const std::vector<NodeView> revoted{restart_view(2, 5, NodeId{2}, log, 5, NodeId{2})};
+  inv.check(revoted);
+  // A restart below a durable term is a violation.
+  inv.on_start(NodeId{0}, 3, LogIndex{0});
+  const std::vector<NodeView> back{restart_view(3, 4, kNoNode, log, 4, kNoNode)};
+  CHECK_THROWS_WITH_AS(inv.check(back), doctest::Contains("went back from term 5 to 4"),
+                       InvariantViolation);
+  // With the restored hard state given at start: checks go on from it.
+  ClusterInvariants inv2(3, 42);
+  inv2.on_start(NodeId{0}, 1, LogIndex{0});
+  inv2.check(before);
+  inv2.on_start(NodeId{0}, 2, LogIndex{0}, HardState{Term{4}, kNoNode});
+  inv2.check(restarted);
+  CHECK_THROWS_AS(inv2.on_start(NodeId{0}, 3, LogIndex{0}, HardState{Term{3}, kNoNode}),
+                  InvariantViolation);
 }
 
 }  // namespace
