@@ -27,6 +27,7 @@ class CancelCallback {
   CancelCallback& operator=(const CancelCallback&) = delete;
   ~CancelCallback() { reset(); }
 
+  // Unregisters (a no-op when not registered).
   void reset() noexcept;
   bool registered() const noexcept { return source_ != nullptr; }
 
@@ -93,6 +94,31 @@ class CancelSource {
 
 inline bool CancelToken::cancelled() const noexcept {
   return source_ != nullptr && source_->cancelled_;
+}
+
+// register_callback() and reset() run on every suspension of every awaitable (an I/O
+// round trip does one of each, and the awaiter's destructor a second reset): they are
+// inline so that an await costs a few list-pointer writes, not two calls into the library.
+inline void CancelCallback::reset() noexcept {
+  if (source_ == nullptr) return;
+  (prev_ != nullptr ? prev_->next_ : source_->head_) = next_;
+  (next_ != nullptr ? next_->prev_ : source_->tail_) = prev_;
+  source_ = nullptr;
+}
+
+inline bool CancelToken::register_callback(CancelCallback& cb, CancelCallback::Fn fn,
+                                           void* ctx) const noexcept {
+  URAFT_ASSERT(!cb.registered());
+  if (source_ == nullptr) return true;  // Never cancelled: nothing to register.
+  if (source_->cancelled_) return false;
+  cb.source_ = source_;
+  cb.fn_ = fn;
+  cb.ctx_ = ctx;
+  cb.prev_ = source_->tail_;
+  cb.next_ = nullptr;
+  (source_->tail_ != nullptr ? source_->tail_->next_ : source_->head_) = &cb;
+  source_->tail_ = &cb;
+  return true;
 }
 
 }  // namespace uraft
