@@ -50,8 +50,8 @@ class [[nodiscard]] IoAwaiter : private UringOp {
   template <typename Promise>
   bool await_suspend(std::coroutine_handle<Promise> h) {
     loop_ = &Loop::current();
-    backend_ = loop_->uring_backend();
-    if (backend_ == nullptr) {
+    UringBackend* backend = loop_->uring_backend();
+    if (backend == nullptr) {
       res_ = -ENOSYS;
       return false;
     }
@@ -60,7 +60,7 @@ class [[nodiscard]] IoAwaiter : private UringOp {
       return false;
     }
     waiter_ = h;
-    prep_(backend_->prepare(this));
+    prep_(backend->prepare(this));
     in_flight_ = true;
     return true;
   }
@@ -85,12 +85,11 @@ class [[nodiscard]] IoAwaiter : private UringOp {
     self->cancelled_ = true;
     // The completion still arrives; we resume then. If it already did (the waiter is
     // queued), there is nothing left to cancel and the result stands.
-    if (self->in_flight_) self->backend_->cancel(self);
+    if (self->in_flight_) self->loop_->uring_backend()->cancel(self);
   }
 
   Prep prep_;
-  Loop* loop_ = nullptr;
-  UringBackend* backend_ = nullptr;
+  Loop* loop_ = nullptr;  // Set when suspending; its backend is io_uring.
   std::coroutine_handle<> waiter_;
   CancelCallback cancel_;
   int res_ = 0;

@@ -9,8 +9,6 @@
 namespace uraft {
 namespace {
 
-thread_local Loop* t_current = nullptr;
-
 std::uint64_t mix64(std::uint64_t x) noexcept {
   x ^= x >> 33;
   x *= 0xff51afd7ed558ccdULL;
@@ -29,14 +27,16 @@ std::string describe_loop(const Loop* loop) {
 
 }  // namespace
 
+constinit thread_local Loop* Loop::current_ = nullptr;
+
 // Makes `loop` the current one for a turn; nested turns of the same loop are allowed,
 // turns of two loops on one thread are not interleaved.
 struct Loop::RunScope {
-  explicit RunScope(Loop& loop) : previous(t_current) {
+  explicit RunScope(Loop& loop) : previous(current_) {
     URAFT_ASSERT(previous == nullptr || previous == &loop);
-    t_current = &loop;
+    current_ = &loop;
   }
-  ~RunScope() { t_current = previous; }
+  ~RunScope() { current_ = previous; }
   Loop* previous;
 };
 
@@ -56,18 +56,6 @@ Loop::~Loop() {
   // Anything still queued belongs to tasks whose owners are gone: a structured program
   // has joined them all. Timer nodes live in those frames, so do not touch them.
   URAFT_ASSERT(ready_.empty());
-}
-
-Loop& Loop::current() noexcept {
-  URAFT_ASSERT(t_current != nullptr);
-  return *t_current;
-}
-
-Loop* Loop::current_or_null() noexcept { return t_current; }
-
-void Loop::schedule(std::coroutine_handle<> h) {
-  URAFT_ASSERT(h != nullptr);
-  ready_.push_back(h);
 }
 
 void Loop::arm(TimerNode& node) {
@@ -118,8 +106,7 @@ bool Loop::run_once(bool block) {
   // rescheduling itself cannot starve I/O and timers.
   turn_resumptions_ = 0;
   for (std::size_t n = ready_.size(); n > 0; --n) {
-    std::coroutine_handle<> h = ready_.front();
-    ready_.pop_front();
+    std::coroutine_handle<> h = ready_.pop_front();
     ++resumptions_;
     ++turn_resumptions_;
     h.resume();

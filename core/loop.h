@@ -6,18 +6,19 @@
 
 #include <coroutine>
 #include <cstdint>
-#include <deque>
 #include <exception>
 #include <memory>
 #include <optional>
 #include <stdexcept>
 #include <string>
 
+#include "core/assert.h"
 #include "core/backend.h"
 #include "core/cancel.h"
 #include "core/rng.h"
 #include "core/task.h"
 #include "core/clock.h"
+#include "core/ring_queue.h"
 #include "core/timer_heap.h"
 
 namespace uraft {
@@ -67,8 +68,11 @@ class Loop {
   ~Loop();
 
   // The loop running on this thread (inside run()/run_once()). Asserts there is one.
-  static Loop& current() noexcept;
-  static Loop* current_or_null() noexcept;
+  static Loop& current() noexcept {
+    URAFT_ASSERT(current_ != nullptr);
+    return *current_;
+  }
+  static Loop* current_or_null() noexcept { return current_; }
 
   TimePoint now() const noexcept { return backend_->now(); }
   Rng& rng() noexcept { return rng_; }
@@ -95,7 +99,11 @@ class Loop {
   std::optional<Duration> poll_timeout() const noexcept;
 
   // Queues `h` to resume in this or the next turn, after everything already queued.
-  void schedule(std::coroutine_handle<> h);
+  // Inline: every I/O completion and every wake-up goes through here.
+  void schedule(std::coroutine_handle<> h) {
+    URAFT_ASSERT(h != nullptr);
+    ready_.push_back(h);
+  }
 
   // Timers, for awaitables: arm wakes `node.waiter` at `node.deadline`.
   void arm(TimerNode& node);
@@ -123,6 +131,11 @@ class Loop {
   friend class PostQueue;
   struct RunScope;  // Sets current() for the duration of a turn.
 
+  // The loop whose turn runs on this thread, set by RunScope. Defined in loop.cc; declared
+  // constinit so that code outside the library reads it with one TLS load, not through
+  // a TLS wrapper call: every awaitable that is not handed a loop asks for it.
+  static constinit thread_local Loop* current_;
+
   void fire_expired_timers();
   bool has_work() const noexcept;
   // Runs turns until `done`; throws Deadlock if nothing can ever set it.
@@ -132,7 +145,7 @@ class Loop {
   UringBackend* uring_;  // backend_ when it is io_uring, else null: asked for on every I/O.
   LoopOptions options_;
   Rng rng_;
-  std::deque<std::coroutine_handle<>> ready_;
+  RingQueue<std::coroutine_handle<>> ready_;
   TimerHeap timers_;
   std::uint64_t timer_seq_ = 0;
   std::uint64_t trace_hash_ = 0x9e3779b97f4a7c15ULL;

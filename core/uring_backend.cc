@@ -68,19 +68,11 @@ TimePoint UringBackend::now() const noexcept {
   return TimePoint(Duration(ts.tv_sec * 1'000'000'000LL + ts.tv_nsec));
 }
 
-io_uring_sqe* UringBackend::get_sqe() {
+io_uring_sqe* UringBackend::get_sqe_after_submit() {
   for (;;) {
+    submit_pending();
     if (io_uring_sqe* sqe = io_uring_get_sqe(&ring_)) return sqe;
-    submit_pending();  // Queue full: hand what we have to the kernel, then retry.
   }
-}
-
-io_uring_sqe* UringBackend::prepare(UringOp* op) {
-  URAFT_ASSERT(op->on_complete != nullptr);
-  io_uring_sqe* sqe = get_sqe();
-  io_uring_sqe_set_data(sqe, op);
-  ++inflight_;
-  return sqe;
 }
 
 io_uring_sqe* UringBackend::prepare_untracked() {

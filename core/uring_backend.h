@@ -9,6 +9,7 @@
 
 #include <cstdint>
 
+#include "core/assert.h"
 #include "core/backend.h"
 
 namespace uraft {
@@ -33,8 +34,14 @@ class UringBackend final : public Backend {
   UringBackend* uring() noexcept override { return this; }
 
   // A submission entry for `op`, counted in flight until its last completion. When the
-  // submission queue is full, what is queued is submitted first.
-  io_uring_sqe* prepare(UringOp* op);
+  // submission queue is full, what is queued is submitted first. Inline: one per I/O.
+  io_uring_sqe* prepare(UringOp* op) {
+    URAFT_ASSERT(op->on_complete != nullptr);
+    io_uring_sqe* sqe = get_sqe();
+    io_uring_sqe_set_data(sqe, op);
+    ++inflight_;
+    return sqe;
+  }
   // An entry whose completion is ignored (cancel requests, fire-and-forget writes).
   io_uring_sqe* prepare_untracked();
   // Asks the kernel to cancel `op`; its completion still arrives (often with -ECANCELED).
@@ -46,7 +53,12 @@ class UringBackend final : public Backend {
   std::uint64_t completions() const noexcept { return completions_; }
 
  private:
-  io_uring_sqe* get_sqe();
+  io_uring_sqe* get_sqe() {
+    if (io_uring_sqe* sqe = io_uring_get_sqe(&ring_)) return sqe;
+    return get_sqe_after_submit();
+  }
+  // Queue full: hands what is queued to the kernel, then takes an entry.
+  io_uring_sqe* get_sqe_after_submit();
   void submit_pending();
   unsigned drain();
 
