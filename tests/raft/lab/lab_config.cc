@@ -186,7 +186,7 @@ Task<void> LabConfig::start1(int i) {
   const std::uint64_t instance = ++instance_[at(i)];
   auto rf = std::make_unique<Node>(node_id(i), at(n_), net_.endpoint(node_id(i)), saved_[at(i)]->storage(),
                                    Config::lab(), recovered);  // AddServer.
-  invariants_.on_start(node_id(i), instance, rf->log().snapshot_index());
+  invariants_.on_start(node_id(i), instance, rf->log().snapshot_index(), recovered.hard_state);
   Node* raw = rf.get();
   rafts_[at(i)] = std::move(rf);
   servers_.spawn(run_server(this, i, raw));
