@@ -32,7 +32,12 @@
 #include <thread>
 #include <vector>
 
+#include "bench/report.h"
+
 namespace {
+
+using uraft::bench::median;
+using uraft::bench::percentile;
 
 using Clock = std::chrono::steady_clock;
 
@@ -257,17 +262,6 @@ class Load {
   std::vector<Connection> connections_;
   std::mt19937_64 rng_{12345};
 };
-
-double percentile(std::vector<double>& sorted, double p) {
-  if (sorted.empty()) return 0;
-  const auto at = static_cast<std::size_t>(p * static_cast<double>(sorted.size() - 1) + 0.5);
-  return sorted[std::min(at, sorted.size() - 1)];
-}
-
-double median(std::vector<double> v) {
-  std::sort(v.begin(), v.end());
-  return percentile(v, 0.5);
-}
 
 // Flush requests completed and milliseconds spent on them by the block device holding `dir`
 // (/sys/dev/block/MAJ:MIN/stat, fields 16 and 17), or {0, 0} where the kernel does not say.

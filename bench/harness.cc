@@ -2,7 +2,6 @@
 
 #include <fnmatch.h>
 #include <sched.h>
-#include <sys/utsname.h>
 #include <unistd.h>
 
 #include <CLI/CLI.hpp>
@@ -16,11 +15,8 @@
 #include <sstream>
 #include <utility>
 
+#include "bench/report.h"
 #include "core/assert.h"
-
-#ifndef URAFT_BENCH_LIBURING_VERSION
-#define URAFT_BENCH_LIBURING_VERSION "unknown"
-#endif
 
 namespace uraft::bench {
 namespace {
@@ -37,58 +33,13 @@ std::uint64_t round_up(std::uint64_t n, std::uint64_t granularity) {
 
 double median_of(std::vector<double> v) {
   URAFT_ASSERT(!v.empty());
-  std::sort(v.begin(), v.end());
-  const std::size_t mid = v.size() / 2;
-  return v.size() % 2 == 1 ? v[mid] : (v[mid - 1] + v[mid]) / 2;
-}
-
-std::string json_string(const std::string& s) {
-  std::string out = "\"";
-  for (const char ch : s) {
-    const auto c = static_cast<unsigned char>(ch);
-    switch (c) {
-      case '"': out += "\\\""; break;
-      case '\\': out += "\\\\"; break;
-      case '\n': out += "\\n"; break;
-      case '\t': out += "\\t"; break;
-      default:
-        if (c < 0x20) {
-          char buf[8];
-          std::snprintf(buf, sizeof buf, "\\u%04x", c);
-          out += buf;
-        } else {
-          out += ch;
-        }
-    }
-  }
-  return out + "\"";
+  return median(std::move(v));
 }
 
 std::string json_number(double v) {
   if (!std::isfinite(v)) return "null";
   char buf[32];
   std::snprintf(buf, sizeof buf, "%.3f", v);
-  return buf;
-}
-
-std::string cpu_model() {
-  std::ifstream in("/proc/cpuinfo");
-  std::string line;
-  while (std::getline(in, line)) {
-    if (line.rfind("model name", 0) == 0) {
-      const auto colon = line.find(':');
-      if (colon != std::string::npos) return line.substr(line.find_first_not_of(' ', colon + 1));
-    }
-  }
-  return "unknown";
-}
-
-std::string utc_timestamp() {
-  const std::time_t t = std::time(nullptr);
-  std::tm tm{};
-  gmtime_r(&t, &tm);
-  char buf[32];
-  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
   return buf;
 }
 
@@ -252,32 +203,11 @@ void Harness::print_table() const {
 
 bool Harness::write_json(const std::string& program) const {
   if (options_.json_path.empty()) return true;
-  utsname u{};
-  uname(&u);
   std::ostringstream o;
   o << "{\n";
   o << "  \"program\": " << json_string(program) << ",\n";
   o << "  \"timestamp_utc\": " << json_string(utc_timestamp()) << ",\n";
-  o << "  \"machine\": {\n";
-  o << "    \"nproc\": " << sysconf(_SC_NPROCESSORS_ONLN) << ",\n";
-  o << "    \"cpu_model\": " << json_string(cpu_model()) << ",\n";
-  o << "    \"kernel\": " << json_string(std::string(u.sysname) + " " + u.release) << ",\n";
-  o << "    \"kernel_version\": " << json_string(u.version) << ",\n";
-  o << "    \"arch\": " << json_string(u.machine) << ",\n";
-#if defined(__clang__)
-  o << "    \"compiler\": " << json_string(__VERSION__) << ",\n";  // Says "clang" itself.
-#elif defined(__GNUC__)
-  o << "    \"compiler\": " << json_string(std::string("g++ ") + __VERSION__) << ",\n";
-#else
-  o << "    \"compiler\": " << json_string(__VERSION__) << ",\n";
-#endif
-#ifdef __OPTIMIZE__
-  o << "    \"optimized\": true,\n";
-#else
-  o << "    \"optimized\": false,\n";
-#endif
-  o << "    \"liburing\": " << json_string(URAFT_BENCH_LIBURING_VERSION) << "\n";
-  o << "  },\n";
+  o << "  \"machine\": " << machine_json("    ") << ",\n";
   o << "  \"config\": {\"repeat\": " << options_.repeat << ", \"ops\": " << options_.ops
     << ", \"duration_ms\": " << json_number(options_.duration_ms)
     << ", \"filter\": " << json_string(options_.filter) << ", \"pin_cpu\": " << options_.pin_cpu

@@ -29,6 +29,7 @@
 #include <thread>
 #include <vector>
 
+#include "bench/report.h"
 #include "core/event.h"
 #include "core/loop.h"
 #include "core/post.h"
@@ -93,31 +94,6 @@ struct Row {
   std::string label;
   std::vector<double> p50_ns, p99_ns, calls_per_s;  // One per round (latency or throughput).
 };
-
-double median(std::vector<double> v) {
-  if (v.empty()) return 0;
-  std::sort(v.begin(), v.end());
-  const std::size_t m = v.size() / 2;
-  return v.size() % 2 ? v[m] : (v[m - 1] + v[m]) / 2;
-}
-
-double percentile(std::vector<double>& v, double p) {
-  if (v.empty()) return 0;
-  const auto i = static_cast<std::size_t>(p * static_cast<double>(v.size() - 1));
-  std::nth_element(v.begin(), v.begin() + static_cast<std::ptrdiff_t>(i), v.end());
-  return v[i];
-}
-
-struct Latency {
-  double p50 = 0, p99 = 0;
-};
-
-Latency summarize(std::vector<double> samples) {
-  Latency l;
-  l.p50 = percentile(samples, 0.50);
-  l.p99 = percentile(samples, 0.99);
-  return l;
-}
 
 // --- uraft: TransportRpc over a real transport, server on its own thread --------------------
 

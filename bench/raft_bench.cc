@@ -12,16 +12,17 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <sys/socket.h>
-#include <sys/utsname.h>
 #include <unistd.h>
 
 #include <CLI/CLI.hpp>
 #include <algorithm>
 #include <atomic>
 #include <bit>
+#include <cerrno>
 #include <chrono>
 #include <cstdint>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <ctime>
 #include <deque>
@@ -36,6 +37,7 @@
 #include <thread>
 #include <vector>
 
+#include "bench/report.h"
 #include "core/event.h"
 #include "core/loop.h"
 #include "core/scope.h"
@@ -46,12 +48,7 @@
 #include "raft/config.h"
 #include "raft/mem_storage.h"
 #include "raft/node.h"
-#if __has_include("raft/wal_storage.h")
 #include "raft/wal_storage.h"
-#define URAFT_BENCH_HAS_WAL 1
-#else
-#define URAFT_BENCH_HAS_WAL 0
-#endif
 
 namespace uraft::bench {
 namespace {
@@ -74,7 +71,8 @@ struct Options {
   unsigned peers = 3;
   std::string transport = "sim";
   std::string storage = "mem";
-  std::string data_dir = "raft_bench_data";
+  std::string data_dir;            // --storage wal; empty: a fresh temp dir, removed after.
+  bool keep_data = false;          // Leave the WAL directories behind.
   unsigned clients = 64;
   std::size_t payload = 256;
   double duration_s = 5;
@@ -140,6 +138,7 @@ struct Peer {
   NodeId id;
   std::unique_ptr<Storage> storage;
   MemStorage* mem = nullptr;            // When storage is a MemStorage.
+  WalStorage* wal = nullptr;            // When storage is a WalStorage (closed before freeing).
   std::unique_ptr<Transport> transport;  // udp/tcp.
   std::unique_ptr<TransportRpc> rpc;
   RpcEndpoint* endpoint = nullptr;
@@ -335,19 +334,30 @@ Config peer_config(const Options& opt, NodeId id) {
   return c;
 }
 
-std::unique_ptr<Storage> open_storage(const Options& opt, NodeId id, MemStorage** mem) {
+// Each peer's WAL lives in its own subdirectory of --data-dir.
+std::string peer_dir(const std::string& data_dir, NodeId id) {
+  return data_dir + "/peer-" + std::to_string(id.value);
+}
+
+Task<std::unique_ptr<Storage>> open_storage(Options opt, NodeId id, Peer* peer) {
   if (opt.storage == "mem") {
     auto s = std::make_unique<MemStorage>();
-    *mem = s.get();
-    return s;
+    peer->mem = s.get();
+    co_return s;
   }
-#if URAFT_BENCH_HAS_WAL
-  (void)id;
-  throw std::runtime_error("--storage wal: not wired yet");
-#else
-  (void)id;
-  throw std::runtime_error("--storage wal needs raft/wal_storage.h, which this build lacks");
-#endif
+  WalOptions options;
+  std::unique_ptr<WalStorage> wal =
+      co_await WalStorage::open(peer_dir(opt.data_dir, id), std::move(options));
+  peer->wal = wal.get();
+  co_return wal;
+}
+
+// The storage's write count: log writes for MemStorage, group commits (one fdatasync
+// each) for WalStorage.
+std::uint64_t storage_writes(const Peer& p) {
+  if (p.mem) return p.mem->writes();
+  if (p.wal) return p.wal->stats().groups;
+  return 0;
 }
 
 struct Group {
@@ -398,7 +408,7 @@ Task<void> run_sim(Group* g) {
   for (std::uint32_t i = 0; i < n; ++i) {
     Peer& p = g->peers[i];
     p.id = NodeId{i};
-    p.storage = open_storage(g->opt, p.id, &p.mem);
+    p.storage = co_await open_storage(g->opt, p.id, &p);
     RecoveredState recovered = co_await p.storage->load();
     p.endpoint = &net.endpoint(p.id);
     p.node = std::make_unique<Node>(p.id, n, *p.endpoint, *p.storage, peer_config(g->opt, p.id),
@@ -413,7 +423,7 @@ Task<void> run_sim(Group* g) {
     g->error = e.what();
   }
   for (Peer& p : g->peers) {
-    if (p.mem) p.storage_writes = p.mem->writes();
+    p.storage_writes = storage_writes(p);
     p.node->kill();
   }
   co_await nodes.join();
@@ -467,7 +477,7 @@ Task<void> run_real(Group* g, Shared* shared, unsigned thread) {
     }
     p.rpc = std::make_unique<TransportRpc>(*p.transport);
     p.endpoint = p.rpc.get();
-    p.storage = open_storage(g->opt, p.id, &p.mem);
+    p.storage = co_await open_storage(g->opt, p.id, &p);
     RecoveredState recovered = co_await p.storage->load();
     p.node = std::make_unique<Node>(p.id, n, *p.endpoint, *p.storage, peer_config(g->opt, p.id),
                                     std::move(recovered));
@@ -482,10 +492,14 @@ Task<void> run_real(Group* g, Shared* shared, unsigned thread) {
   }
   for (std::uint32_t i : mine) {
     Peer& p = g->peers[i];
-    if (p.mem) p.storage_writes = p.mem->writes();
+    p.storage_writes = storage_writes(p);
     p.node->kill();
   }
   co_await nodes.join();
+  for (std::uint32_t i : mine) {
+    Peer& p = g->peers[i];
+    if (p.wal) co_await p.wal->close();
+  }
   // A peer still sending to one that closed only logs a failed connection.
   shared->stopped.fetch_add(1);
   while (shared->stopped.load() < g->opt.threads) co_await sleep_for(1ms);
@@ -598,42 +612,6 @@ std::optional<double> fdatasync_per_s(const std::string& dir) {
 
 // --- report --------------------------------------------------------------------------------
 
-std::string json_string(const std::string& s) {
-  std::string out = "\"";
-  for (const char c : s) {
-    if (c == '"' || c == '\\') {
-      out += '\\';
-      out += c;
-    } else if (static_cast<unsigned char>(c) < 0x20) {
-      out += ' ';
-    } else {
-      out += c;
-    }
-  }
-  return out + "\"";
-}
-
-std::string cpu_model() {
-  std::ifstream in("/proc/cpuinfo");
-  std::string line;
-  while (std::getline(in, line)) {
-    if (line.rfind("model name", 0) == 0) {
-      const std::size_t colon = line.find(':');
-      if (colon != std::string::npos) return line.substr(colon + 2);
-    }
-  }
-  return "unknown";
-}
-
-std::string utc_now() {
-  const std::time_t t = std::time(nullptr);
-  std::tm tm{};
-  gmtime_r(&t, &tm);
-  char buf[32];
-  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
-  return buf;
-}
-
 struct Report {
   double seconds = 0;
   std::uint64_t commands = 0;
@@ -715,9 +693,7 @@ void print_report(const Options& o, const Report& r, const std::vector<Baseline>
 bool write_json(const Options& o, const Report& r, const std::vector<Baseline>& baselines) {
   std::ofstream out(o.json);
   if (!out) return false;
-  utsname u{};
-  uname(&u);
-  out << "{\n  \"program\": \"raft_bench\",\n  \"date\": " << json_string(utc_now()) << ",\n";
+  out << "{\n  \"program\": \"raft_bench\",\n  \"date\": " << json_string(utc_timestamp()) << ",\n";
   out << "  \"config\": {\"peers\": " << o.peers << ", \"transport\": " << json_string(o.transport)
       << ", \"storage\": " << json_string(o.storage) << ", \"clients\": " << o.clients
       << ", \"pipeline\": " << o.pipeline << ", \"payload\": " << o.payload
@@ -725,10 +701,7 @@ bool write_json(const Options& o, const Report& r, const std::vector<Baseline>& 
       << ", \"warmup_s\": " << o.warmup_s << ", \"batch\": " << o.batch
       << ", \"batch_bytes\": " << o.batch_bytes << ", \"window\": " << o.window
       << ", \"append_bytes\": " << o.append_bytes << ", \"threads\": " << o.threads << "},\n";
-  out << "  \"machine\": {\"nproc\": " << std::thread::hardware_concurrency()
-      << ", \"cpu\": " << json_string(cpu_model()) << ", \"kernel\": "
-      << json_string(std::string(u.sysname) + " " + u.release) << ", \"arch\": "
-      << json_string(u.machine) << ", \"compiler\": " << json_string(__VERSION__) << "},\n";
+  out << "  \"machine\": " << machine_json() << ",\n";
   out << "  \"results\": {\"seconds\": " << r.seconds << ", \"commands\": " << r.commands
       << ", \"entries\": " << r.entries << ", \"bytes\": " << r.bytes
       << ", \"commits_per_s\": " << r.commits_per_s << ", \"entries_per_s\": " << r.entries_per_s
@@ -747,7 +720,75 @@ bool write_json(const Options& o, const Report& r, const std::vector<Baseline>& 
   return static_cast<bool>(out);
 }
 
-int run(const Options& opt) {
+// Makes --data-dir (a fresh temp dir when not given) and checks no peer directory is left
+// from an earlier run: a recovered log would start node 0 with another term and history.
+// Returns an error, or empty.
+std::string prepare_data_dir(Options& opt, bool* made_temp) {
+  *made_temp = false;
+  if (opt.data_dir.empty()) {
+    const char* tmp = std::getenv("TMPDIR");
+    std::string tmpl = std::string(tmp && *tmp ? tmp : "/tmp") + "/raft_bench.XXXXXX";
+    if (::mkdtemp(tmpl.data()) == nullptr) {
+      return "cannot make a temp dir " + tmpl + ": " + std::strerror(errno);
+    }
+    opt.data_dir = tmpl;
+    *made_temp = true;
+    return "";
+  }
+  std::error_code ec;
+  std::filesystem::create_directories(opt.data_dir, ec);
+  if (ec) return "cannot make --data-dir " + opt.data_dir + ": " + ec.message();
+  for (std::uint32_t i = 0; i < opt.peers; ++i) {
+    const std::string dir = peer_dir(opt.data_dir, NodeId{i});
+    if (std::filesystem::exists(dir)) {
+      return dir + " exists (from an earlier run?): remove it or choose another --data-dir";
+    }
+  }
+  return "";
+}
+
+// Removes what prepare_data_dir made or the run wrote, unless --keep-data.
+void remove_data_dir(const Options& opt, bool made_temp) {
+  if (opt.keep_data) {
+    std::printf("  data          kept in %s\n", opt.data_dir.c_str());
+    return;
+  }
+  std::error_code ec;
+  if (made_temp) {
+    std::filesystem::remove_all(opt.data_dir, ec);
+    return;
+  }
+  for (std::uint32_t i = 0; i < opt.peers; ++i) {
+    std::filesystem::remove_all(peer_dir(opt.data_dir, NodeId{i}), ec);
+  }
+}
+
+int run_group(const Options& opt);
+
+int run(Options opt) {
+  if (opt.storage != "wal") return run_group(opt);
+  if (opt.transport == "sim") {
+    std::fprintf(stderr, "raft_bench: --storage wal needs --transport udp or tcp (WalStorage does "
+                         "real file I/O; the sim loop runs on virtual time)\n");
+    return 2;
+  }
+  bool made_temp = false;
+  if (const std::string error = prepare_data_dir(opt, &made_temp); !error.empty()) {
+    std::fprintf(stderr, "raft_bench: %s\n", error.c_str());
+    return 2;
+  }
+  int rc = 1;
+  try {
+    rc = run_group(opt);
+  } catch (...) {
+    remove_data_dir(opt, made_temp);
+    throw;
+  }
+  remove_data_dir(opt, made_temp);
+  return rc;
+}
+
+int run_group(const Options& opt) {
   std::vector<Baseline> baselines;
   if (!opt.no_baseline) {
     if (opt.transport == "udp" || opt.transport == "tcp") {
@@ -821,7 +862,11 @@ int main(int argc, char** argv) {
       ->check(CLI::IsMember({"sim", "udp", "tcp"}));
   app.add_option("--storage", opt.storage, "mem (MemStorage) or wal (WalStorage in --data-dir)")
       ->check(CLI::IsMember({"mem", "wal"}));
-  app.add_option("--data-dir", opt.data_dir, "Where --storage wal keeps its files");
+  app.add_option("--data-dir", opt.data_dir,
+                 "Where --storage wal keeps its files, one subdirectory per peer (default: a "
+                 "fresh directory under $TMPDIR or /tmp, removed at the end)");
+  app.add_flag("--keep-data", opt.keep_data,
+               "Leave the WAL directories behind (default: remove what this run wrote)");
   app.add_option("--clients", opt.clients, "Closed-loop clients")->check(CLI::Range(1u, 100000u));
   app.add_option("--payload", opt.payload, "Bytes per command")->check(CLI::Range(1, 1 << 20));
   app.add_option("--duration", opt.duration_s, "Seconds to measure (after --warmup)")

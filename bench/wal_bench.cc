@@ -23,6 +23,7 @@
 #include <string>
 #include <vector>
 
+#include "bench/report.h"
 #include "core/loop.h"
 #include "core/scope.h"
 #include "raft/wal_storage.h"
@@ -49,20 +50,14 @@ struct Row {
   std::uint64_t groups = 0;  // wal: group commits (fdatasyncs of records)
 };
 
-double percentile(std::vector<double>& v, double p) {
-  if (v.empty()) return 0;
-  std::sort(v.begin(), v.end());
-  const std::size_t i = std::min(v.size() - 1, static_cast<std::size_t>(p * static_cast<double>(v.size())));
-  return v[i];
-}
-
 void finish(Row& row, std::vector<double>& latencies_us, std::size_t record_bytes) {
   row.appends = latencies_us.size();
   row.appends_per_s = static_cast<double>(row.appends) / row.seconds;
   row.mb_per_s = row.appends_per_s * static_cast<double>(record_bytes) / 1e6;
-  row.p50_us = percentile(latencies_us, 0.50);
-  row.p99_us = percentile(latencies_us, 0.99);
-  row.p999_us = percentile(latencies_us, 0.999);
+  const Latency l = summarize(latencies_us);
+  row.p50_us = l.p50;
+  row.p99_us = l.p99;
+  row.p999_us = l.p999;
 }
 
 // One pwrite + fdatasync per record, appending to a fresh file. With `preallocate`, the
