@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <charconv>
 #include <cstring>
+#include <limits>
 
 #include "core/assert.h"
 #include "kv/commands.h"
@@ -223,23 +224,34 @@ ParseStatus RespParser::parse_inline(Request& out) {
   return ParseStatus::kRequest;
 }
 
+ParseStatus RespParser::read_count_line(std::size_t from, std::int64_t min, std::int64_t max,
+                                        RespErrorCode too_big, RespErrorCode invalid,
+                                        std::int64_t& value, std::size_t& next) {
+  const std::size_t cr = find_cr(buf_, from, end_, kInlineBytesMax);
+  if (cr == std::string::npos) {
+    if (end_ - from > kInlineBytesMax) return fail(too_big);
+    return ParseStatus::kNeedMore;
+  }
+  if (cr + 1 >= end_) return ParseStatus::kNeedMore;
+  if (buf_[cr + 1] != '\n' ||
+      !parse_int64(std::string_view(buf_.data() + from + 1, cr - from - 1), value) ||
+      value < min || value > max) {
+    return fail(invalid);
+  }
+  next = cr + 2;
+  return ParseStatus::kRequest;
+}
+
 ParseStatus RespParser::parse_array(Request& out) {
   if (elements_left_ < 0) {
     // "*<count>\r\n"
-    const std::size_t cr = find_cr(buf_, pos_, end_, kInlineBytesMax);
-    if (cr == std::string::npos) {
-      if (end_ - pos_ > kInlineBytesMax) return fail(RespErrorCode::kTooBigMultibulkCount);
-      return ParseStatus::kNeedMore;
-    }
-    if (cr + 1 >= end_) return ParseStatus::kNeedMore;
     std::int64_t count = 0;
-    if (buf_[cr + 1] != '\n' ||
-        !parse_int64(std::string_view(buf_.data() + pos_ + 1, cr - pos_ - 1), count) ||
-        count > static_cast<std::int64_t>(unauthenticated_ ? kUnauthenticatedElementsMax
-                                                           : kArrayElementsMax)) {
-      return fail(RespErrorCode::kInvalidMultibulkLength);
-    }
-    scan_ = cr + 2;
+    const ParseStatus s = read_count_line(
+        pos_, std::numeric_limits<std::int64_t>::min(),
+        static_cast<std::int64_t>(unauthenticated_ ? kUnauthenticatedElementsMax
+                                                   : kArrayElementsMax),
+        RespErrorCode::kTooBigMultibulkCount, RespErrorCode::kInvalidMultibulkLength, count, scan_);
+    if (s != ParseStatus::kRequest) return s;
     if (count <= 0) {
       // "*0" and "*-1": an empty request.
       pos_ = scan_;
@@ -253,21 +265,14 @@ ParseStatus RespParser::parse_array(Request& out) {
     // "$<length>\r\n<payload>\r\n"
     if (scan_ >= end_) return ParseStatus::kNeedMore;
     if (buf_[scan_] != '$') return fail(RespErrorCode::kExpectedDollar, buf_[scan_]);
-    const std::size_t cr = find_cr(buf_, scan_, end_, kInlineBytesMax);
-    if (cr == std::string::npos) {
-      if (end_ - scan_ > kInlineBytesMax) return fail(RespErrorCode::kTooBigBulkCount);
-      return ParseStatus::kNeedMore;
-    }
-    if (cr + 1 >= end_) return ParseStatus::kNeedMore;
     std::int64_t length = 0;
-    if (buf_[cr + 1] != '\n' ||
-        !parse_int64(std::string_view(buf_.data() + scan_ + 1, cr - scan_ - 1), length) ||
-        length < 0 ||
-        length > static_cast<std::int64_t>(unauthenticated_ ? kUnauthenticatedBulkBytesMax
-                                                            : kBulkBytesMax)) {
-      return fail(RespErrorCode::kInvalidBulkLength);
-    }
-    const std::size_t data = cr + 2;
+    std::size_t data = 0;
+    const ParseStatus s = read_count_line(
+        scan_, 0,
+        static_cast<std::int64_t>(unauthenticated_ ? kUnauthenticatedBulkBytesMax
+                                                   : kBulkBytesMax),
+        RespErrorCode::kTooBigBulkCount, RespErrorCode::kInvalidBulkLength, length, data);
+    if (s != ParseStatus::kRequest) return s;
     const std::size_t after = data + static_cast<std::size_t>(length) + 2;
     if (after - pos_ > kRequestBytesMax) return fail(RespErrorCode::kTooBigRequest);
     if (after > end_) return ParseStatus::kNeedMore;

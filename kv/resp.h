@@ -116,6 +116,14 @@ class RespParser {
   [[nodiscard]] ParseStatus fail(RespErrorCode code, char got = 0);
   [[nodiscard]] ParseStatus parse_inline(Request& out);
   [[nodiscard]] ParseStatus parse_array(Request& out);
+  // Reads the "*<count>\r\n" or "$<length>\r\n" line at `from` (its type byte already
+  // checked or implied). kRequest: the line is complete and its integer, within [min, max], is
+  // in `value`, and `next` is the position after the CRLF. kNeedMore: the line is not all
+  // buffered yet. kError: no CR within kInlineBytesMax (`too_big`), or not an integer in
+  // [min, max] ended by CRLF (`invalid`).
+  [[nodiscard]] ParseStatus read_count_line(std::size_t from, std::int64_t min, std::int64_t max,
+                                            RespErrorCode too_big, RespErrorCode invalid,
+                                            std::int64_t& value, std::size_t& next);
 
   std::string buf_;        // Bytes [pos_, end_) are unparsed; [end_, size) is prepare() space.
   std::size_t pos_ = 0;    // Start of the request being parsed.

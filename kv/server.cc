@@ -35,15 +35,6 @@ std::string address_of(int fd, bool peer) {
   return SocketAddress::from_sockaddr(a).to_string();
 }
 
-std::string_view role_name(Role role) {
-  switch (role) {
-    case Role::kFollower: return "follower";
-    case Role::kCandidate: return "candidate";
-    case Role::kLeader: return "leader";
-  }
-  return "unknown";
-}
-
 // Closes a client's socket and uncounts it, however its task ends.
 struct ClientGuard {
   int fd;
@@ -287,7 +278,7 @@ void Server::append_info(std::span<const std::string_view> argv, std::string& ou
   }
   if (info_wants(argv, "raft")) {
     info.section("Raft");
-    info.field("role", role_name(status.role));
+    info.field("role", to_string(status.role));
     info.field("term", status.term.value);
     info.field("leader_id",
                status.leader_id == kNoNode ? std::int64_t{-1} : std::int64_t{status.leader_id.value});

@@ -16,6 +16,7 @@
 #include "core/scope.h"
 #include "core/when.h"
 #include "kv/resp.h"
+#include "net/little_endian.h"
 
 namespace uraft::kv {
 namespace {
@@ -36,27 +37,14 @@ constexpr std::string_view kErrStopping = "TRYAGAIN node shutting down";
 constexpr std::string_view kErrReadIndex =
     "TRYAGAIN leadership lost or not confirmed by a quorum; retry";
 
-std::string_view role_name(Role role) {
-  switch (role) {
-    case Role::kFollower: return "follower";
-    case Role::kCandidate: return "candidate";
-    case Role::kLeader: return "leader";
-  }
-  return "unknown";
-}
-
 void put_u32(std::string& out, std::uint32_t v) {
   char b[4];
-  for (int i = 0; i < 4; ++i) b[i] = static_cast<char>((v >> (8 * i)) & 0xff);
+  store_le(b, v, 4);
   out.append(b, 4);
 }
 
 std::uint32_t get_u32(std::string_view in, std::size_t at) {
-  std::uint32_t v = 0;
-  for (int i = 0; i < 4; ++i) {
-    v |= std::uint32_t{static_cast<unsigned char>(in[at + static_cast<std::size_t>(i)])} << (8 * i);
-  }
-  return v;
+  return static_cast<std::uint32_t>(load_le(reinterpret_cast<const std::byte*>(in.data() + at), 4));
 }
 
 // Runs `work` on a helper thread and completes when it has returned; the loop keeps turning
@@ -546,7 +534,7 @@ Task<void> Service::run_watcher(Service* self) {
       spdlog::info("term {} (was {})", now.term.value, last.term.value);
     }
     if (now.role != last.role) {
-      spdlog::info("role {} -> {} in term {}", role_name(last.role), role_name(now.role),
+      spdlog::info("role {} -> {} in term {}", to_string(last.role), to_string(now.role),
                    now.term.value);
     }
     if (now.leader_id != last.leader_id && now.leader_id != kNoNode && now.role != Role::kLeader) {

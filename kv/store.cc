@@ -33,6 +33,25 @@ void append_not_replicated(std::string& out, std::string_view name) {
   append_error(out, m);
 }
 
+// The command `argv` names, if it exists and has a valid number of arguments; otherwise
+// appends the error reply (empty command, unknown command, wrong arity) and returns nullptr.
+const CommandSpec* checked_command(std::span<const std::string_view> argv, std::string& out) {
+  if (argv.empty()) {
+    append_error(out, "ERR empty command");
+    return nullptr;
+  }
+  const CommandSpec* spec = find_command(argv[0]);
+  if (spec == nullptr) {
+    append_unknown_command(out, argv);
+    return nullptr;
+  }
+  if (!arity_ok(*spec, argv.size())) {
+    append_wrong_arity(out, spec->name);
+    return nullptr;
+  }
+  return spec;
+}
+
 }  // namespace
 
 std::string_view to_string(SnapshotError e) noexcept {
@@ -105,19 +124,8 @@ StoreStats Store::stats() const noexcept {
 
 void Store::apply(std::span<const std::string_view> argv, std::string& out) {
   ++commands_applied_;
-  if (argv.empty()) {
-    append_error(out, "ERR empty command");
-    return;
-  }
-  const CommandSpec* spec = find_command(argv[0]);
-  if (spec == nullptr) {
-    append_unknown_command(out, argv);
-    return;
-  }
-  if (!arity_ok(*spec, argv.size())) {
-    append_wrong_arity(out, spec->name);
-    return;
-  }
+  const CommandSpec* spec = checked_command(argv, out);
+  if (spec == nullptr) return;
   if (spec->kind == CommandKind::kRead) {
     read(argv, out);
     return;
@@ -202,19 +210,8 @@ void Store::apply(std::span<const std::string_view> argv, std::string& out) {
 }
 
 void Store::read(std::span<const std::string_view> argv, std::string& out) const {
-  if (argv.empty()) {
-    append_error(out, "ERR empty command");
-    return;
-  }
-  const CommandSpec* spec = find_command(argv[0]);
-  if (spec == nullptr) {
-    append_unknown_command(out, argv);
-    return;
-  }
-  if (!arity_ok(*spec, argv.size())) {
-    append_wrong_arity(out, spec->name);
-    return;
-  }
+  const CommandSpec* spec = checked_command(argv, out);
+  if (spec == nullptr) return;
   if (spec->kind != CommandKind::kRead) {
     std::string m = "ERR '";
     m += spec->name;

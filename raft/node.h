@@ -22,6 +22,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "core/channel.h"
@@ -39,6 +40,16 @@
 namespace uraft {
 
 enum class Role : std::uint8_t { kFollower, kCandidate, kLeader };
+
+// The role's name in logs and INFO.
+inline std::string_view to_string(Role role) {
+  switch (role) {
+    case Role::kFollower: return "follower";
+    case Role::kCandidate: return "candidate";
+    case Role::kLeader: return "leader";
+  }
+  return "unknown";
+}
 
 // One message on the apply stream, in log order: a committed command, or a snapshot that
 // replaces everything up to its index (after InstallSnapshot). The lab's ApplyMsg.

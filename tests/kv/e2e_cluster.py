@@ -9,7 +9,8 @@ import re
 import subprocess
 import time
 
-from e2e_lib import (Client, Cluster, RespError, case, info, main, redis_cli, wait_until)
+from e2e_lib import (Client, RespError, case, info, main, redis_cli, running_cluster,
+                     wait_until)
 
 
 def write_retrying(port, *args, timeout=10.0):
@@ -50,8 +51,7 @@ def wait_applied_equal(cluster, nodes, timeout=15.0):
 def writes_and_reads_through_every_node(uraftd):
     # Goal: SET/GET/APPEND/INCR work through any node (followers forward to the leader) and
     # every node reads what any other node wrote.
-    c = Cluster(uraftd)
-    try:
+    with running_cluster(uraftd) as c:
         c.start_all()
         c.leader()
         for i, port in enumerate(c.client_ports):
@@ -76,20 +76,13 @@ def writes_and_reads_through_every_node(uraftd):
         replies = [cl.read_reply() for _ in range(6)]
         cl.close()
         assert replies == [b"OK", b"PONG", 2, b"2", b"e", 1], replies
-    except Exception:
-        c.dump_logs()
-        raise
-    finally:
-        c.close()
-        c.remove()
 
 
 @case
 def leader_failover_keeps_acknowledged_writes(uraftd):
     # Goal: kill -9 the leader; a new leader serves writes within 3 s, no acknowledged write is
     # lost, and the old leader, restarted, catches up to the same applied index.
-    c = Cluster(uraftd)
-    try:
+    with running_cluster(uraftd) as c:
         c.start_all()
         old = c.leader()
         acked = {}
@@ -115,20 +108,13 @@ def leader_failover_keeps_acknowledged_writes(uraftd):
         wait_applied_equal(c, list(range(c.n)))
         assert cli_retrying(c.client_ports[old], "GET", "after") == "failover"
         print(f"     failover: a write succeeded {failover:.2f} s after kill -9 of the leader")
-    except Exception:
-        c.dump_logs()
-        raise
-    finally:
-        c.close()
-        c.remove()
 
 
 @case
 def full_stop_and_start_keeps_data(uraftd):
     # Goal: stop every node (SIGTERM) and start them all again: the data is all there, from
     # the WAL and the snapshots each node took (the threshold is small to force some).
-    c = Cluster(uraftd, extra=["--snapshot-log-bytes", "20000"])
-    try:
+    with running_cluster(uraftd, extra=["--snapshot-log-bytes", "20000"]) as c:
         c.start_all()
         leader = c.leader()
         cl = Client(c.client_ports[leader])
@@ -152,20 +138,13 @@ def full_stop_and_start_keeps_data(uraftd):
             assert cli_retrying(port, "GET", "s999") == "x" * 100
         assert cli_retrying(c.client_ports[0], "INCR", "n") == "42"
         assert wait_applied_equal(c, list(range(c.n))) > applied
-    except Exception:
-        c.dump_logs()
-        raise
-    finally:
-        c.close()
-        c.remove()
 
 
 @case
 def lagging_follower_catches_up_through_a_snapshot(uraftd):
     # Goal: a follower that was down while the log moved past several snapshots is sent one
     # (InstallSnapshot), restores its store from it and applies the same index as the rest.
-    c = Cluster(uraftd, extra=["--snapshot-log-bytes", "50000"])
-    try:
+    with running_cluster(uraftd, extra=["--snapshot-log-bytes", "50000"]) as c:
         c.start_all()
         leader = c.leader()
         lagging = (leader + 1) % c.n
@@ -187,20 +166,13 @@ def lagging_follower_catches_up_through_a_snapshot(uraftd):
             assert "installed snapshot" in f.read()
         ks = info(c.client_ports[lagging], "keyspace")
         assert ks.get("db0", "").startswith("keys=2000,"), ks
-    except Exception:
-        c.dump_logs()
-        raise
-    finally:
-        c.close()
-        c.remove()
 
 
 @case
 def redis_benchmark_runs_without_errors(uraftd):
     # Goal: redis-benchmark -t set,get -n 20000 -c 50 completes against the cluster (through
     # the leader and through a follower) and every request succeeds.
-    c = Cluster(uraftd)
-    try:
+    with running_cluster(uraftd) as c:
         c.start_all()
         leader = c.leader()
         follower = (leader + 1) % c.n
@@ -214,12 +186,6 @@ def redis_benchmark_runs_without_errors(uraftd):
             assert re.search(r"SET: [\d.]+ requests per second", out), out[-500:]
             assert re.search(r"GET: [\d.]+ requests per second", out), out[-500:]
         assert redis_cli(c.client_ports[follower], "EXISTS", "key:000000000042") == "1"
-    except Exception:
-        c.dump_logs()
-        raise
-    finally:
-        c.close()
-        c.remove()
 
 
 if __name__ == "__main__":

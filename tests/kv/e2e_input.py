@@ -8,8 +8,8 @@ import random
 import socket
 import time
 
-from e2e_lib import (Client, Cluster, RespError, case, info, main, redis_cli, rss_kib,
-                     wait_until)
+from e2e_lib import (Client, RespError, case, info, main, redis_cli, rss_kib,
+                     running_cluster, wait_until)
 
 
 def assert_serving(port):
@@ -26,8 +26,7 @@ def assert_serving(port):
 def malformed_input_closes_only_that_client(uraftd):
     # Goal: each kind of malformed request gets "-ERR Protocol error: ..." and its connection
     # closed, while a client connected all along keeps being served.
-    c = Cluster(uraftd, n=1, storage="mem")
-    try:
+    with running_cluster(uraftd, n=1, storage="mem") as c:
         c.start_all()
         c.leader()
         port = c.client_ports[0]
@@ -75,20 +74,13 @@ def malformed_input_closes_only_that_client(uraftd):
         assert_serving(port)
         errors = int(info(port, "stats")["protocol_errors"])
         assert errors >= len(cases), errors
-    except Exception:
-        c.dump_logs()
-        raise
-    finally:
-        c.close()
-        c.remove()
 
 
 @case
 def unknown_commands_and_bad_arguments_keep_the_connection(uraftd):
     # Goal: errors a client can recover from (unknown command, wrong arity, a non-integer)
     # are replies on an open connection, in request order with the rest of a pipeline.
-    c = Cluster(uraftd, n=1, storage="mem")
-    try:
+    with running_cluster(uraftd, n=1, storage="mem") as c:
         c.start_all()
         c.leader()
         cl = Client(c.client_ports[0])
@@ -102,12 +94,6 @@ def unknown_commands_and_bad_arguments_keep_the_connection(uraftd):
         assert "not an integer" in str(replies[3]), replies
         assert replies[4] == b"PONG"
         cl.close()
-    except Exception:
-        c.dump_logs()
-        raise
-    finally:
-        c.close()
-        c.remove()
 
 
 @case
@@ -115,8 +101,7 @@ def client_that_never_reads_cannot_grow_memory(uraftd):
     # Goal: a client pipelining GETs of a large value without reading a byte of the replies
     # is no longer read once its replies back up; the node's memory stays bounded and other
     # clients are served meanwhile.
-    c = Cluster(uraftd, n=1, storage="mem")
-    try:
+    with running_cluster(uraftd, n=1, storage="mem") as c:
         c.start_all()
         c.leader()
         port = c.client_ports[0]
@@ -149,20 +134,13 @@ def client_that_never_reads_cannot_grow_memory(uraftd):
         hog.close()
         setter.close()
         assert_serving(port)
-    except Exception:
-        c.dump_logs()
-        raise
-    finally:
-        c.close()
-        c.remove()
 
 
 @case
 def requirepass_needs_auth(uraftd):
     # Goal: with --requirepass, every command but AUTH (and HELLO, QUIT) answers NOAUTH until
     # the client authenticates; a wrong password is refused; redis-cli -a works.
-    c = Cluster(uraftd, n=1, storage="mem", extra=["--requirepass", "s3cret"])
-    try:
+    with running_cluster(uraftd, n=1, storage="mem", extra=["--requirepass", "s3cret"]) as c:
         c.procs[0] = None
         c.start(0, wait=False)
         port = c.client_ports[0]
@@ -184,12 +162,6 @@ def requirepass_needs_auth(uraftd):
         cl.close()
         assert redis_cli(port, "GET", "k", password="s3cret") == "v"
         assert "NOAUTH" in redis_cli(port, "GET", "k", check=False)
-    except Exception:
-        c.dump_logs()
-        raise
-    finally:
-        c.close()
-        c.remove()
 
 
 def _connect(port):
@@ -209,8 +181,7 @@ def peer_with_another_cluster_id_is_rejected(uraftd):
     # Goal: a node started with another cluster id is refused by its peers' transports (bad
     # hello: wrong_cluster), never joins, and answers -TRYAGAIN no leader promptly; the other
     # two form the cluster and serve.
-    c = Cluster(uraftd, n=3, storage="mem", cluster_id=7)
-    try:
+    with running_cluster(uraftd, n=3, storage="mem", cluster_id=7) as c:
         c.start(0, wait=False)
         c.start(1, wait=False)
         c.start(2, wait=False, cluster_id=8)
@@ -237,12 +208,6 @@ def peer_with_another_cluster_id_is_rejected(uraftd):
         assert wrong > 0, "no node counted a wrong cluster id"
         for i in (0, 1):
             assert info(c.client_ports[i])["term"] == info(c.client_ports[leader])["term"]
-    except Exception:
-        c.dump_logs()
-        raise
-    finally:
-        c.close()
-        c.remove()
 
 
 if __name__ == "__main__":

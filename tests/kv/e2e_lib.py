@@ -2,6 +2,7 @@
 processes, a minimal RESP client over a plain socket, and redis-cli. Each test script
 registers its cases with @case and calls main(); a failure prints the node logs."""
 
+import contextlib
 import os
 import shutil
 import signal
@@ -255,6 +256,21 @@ class Cluster:
 
     def remove(self):
         shutil.rmtree(self.dir, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def running_cluster(uraftd, **kwargs):
+    """A Cluster(uraftd, **kwargs) for the body of a with statement: if the body raises, the
+    nodes' logs are printed; in any case the processes are killed and the data removed."""
+    c = Cluster(uraftd, **kwargs)
+    try:
+        yield c
+    except Exception:
+        c.dump_logs()
+        raise
+    finally:
+        c.close()
+        c.remove()
 
 
 def rss_kib(pid):
