@@ -231,17 +231,22 @@ std::pair<std::string, bool> LabConfig::check_logs(int i, const ApplyMsg& m) {
   return {err_msg, prevok};
 }
 
+bool LabConfig::invariants_hold(int i, std::uint64_t instance, const ApplyMsg& m) {
+  try {
+    invariants_.on_apply(node_id(i), instance, m);
+    return true;
+  } catch (const InvariantViolation& e) {
+    fatal_async(e.what());
+    return false;
+  }
+}
+
 // Applied messages arrive here; every one is also shown to the invariant checker.
 Task<void> LabConfig::applier(LabConfig* cfg, int i, Node* rf, std::uint64_t instance) {
   for (;;) {
     std::optional<ApplyMsg> m = co_await rf->apply_channel().receive();
     if (!m) co_return;
-    try {
-      cfg->invariants_.on_apply(node_id(i), instance, *m);
-    } catch (const InvariantViolation& e) {
-      cfg->fatal_async(e.what());
-      co_return;
-    }
+    if (!cfg->invariants_hold(i, instance, *m)) co_return;
     if (m->kind != ApplyMsg::Kind::kCommand) continue;  // Ignore other types of ApplyMsg.
     auto [err_msg, prevok] = cfg->check_logs(i, *m);
     if (m->index.value > 1 && !prevok) {
@@ -277,12 +282,7 @@ Task<void> LabConfig::applier_snap(LabConfig* cfg, int i, Node* rf, std::uint64_
   for (;;) {
     std::optional<ApplyMsg> m = co_await rf->apply_channel().receive();
     if (!m) co_return;
-    try {
-      cfg->invariants_.on_apply(node_id(i), instance, *m);
-    } catch (const InvariantViolation& e) {
-      cfg->fatal_async(e.what());
-      co_return;
-    }
+    if (!cfg->invariants_hold(i, instance, *m)) co_return;
     std::string err_msg;
     if (m->kind == ApplyMsg::Kind::kSnapshot) {
       err_msg = cfg->ingest_snap(i, m->data, static_cast<std::int64_t>(m->index.value));

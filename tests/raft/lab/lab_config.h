@@ -103,6 +103,9 @@ class LabConfig {
   void check_timeout();
   std::pair<std::string, bool> check_logs(int i, const ApplyMsg& m);
   std::string ingest_snap(int i, const std::string& snapshot, std::int64_t index);
+  // Shows server i's apply message to the invariant checker; on a violation fails the test
+  // (fatal_async) and returns false, and the applier stops.
+  bool invariants_hold(int i, std::uint64_t instance, const ApplyMsg& m);
   static Task<void> run_server(LabConfig* cfg, int i, Node* rf);
   static Task<void> applier(LabConfig* cfg, int i, Node* rf, std::uint64_t instance);
   static Task<void> applier_snap(LabConfig* cfg, int i, Node* rf, std::uint64_t instance);
