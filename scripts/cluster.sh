@@ -101,6 +101,7 @@ build() {
   scripts/deps.sh
   if [ ! -f "$build_dir/build.ninja" ]; then
     echo "cluster.sh: configuring $build_dir" >&2
+    mkdir -p "$(dirname "$build_dir")"  # A fresh clone has no build/ yet: the log goes beside the tree.
     meson setup "$build_dir" --buildtype=release >"$build_dir.setup.log" 2>&1 ||
       { cat "$build_dir.setup.log" >&2; die "meson setup failed"; }
   fi

@@ -11,33 +11,10 @@ cluster=$repo/scripts/cluster.sh
 tmp=$(mktemp -d /tmp/uraft-cluster-sh-XXXXXX)
 export URAFT_CLUSTER_DIR=$tmp/cluster
 export URAFT_BUILD_DIR=$(dirname "$(dirname "$uraftd")")
-read -r client_port peer_port < <(python3 -c '
-import socket
-# Two runs of 3 consecutive free ports (client ports, then peer ports).
-def run():
-    while True:
-        s = socket.socket(); s.bind(("127.0.0.1", 0)); base = s.getsockname()[1]; s.close()
-        if base > 60000: continue
-        try:
-            socks = []
-            for p in range(base, base + 3):
-                t = socket.socket(); t.bind(("127.0.0.1", p)); socks.append(t)
-            for t in socks: t.close()
-            return base
-        except OSError:
-            for t in socks: t.close()
-a = run()
-b = run()
-while abs(a - b) < 3: b = run()
-print(a, b)')
+read -r client_port peer_port < <(python3 "$here/port_runs.py" 3 2)
 export URAFT_CLIENT_PORT=$client_port URAFT_PEER_PORT=$peer_port
 
-passed=0
-failed=0
-check() {  # description, command...
-  local what=$1; shift
-  if "$@"; then passed=$((passed + 1)); echo "ok   $what"; else failed=$((failed + 1)); echo "FAIL $what"; fi
-}
+. "$here/../check.sh"
 cleanup() {
   "$cluster" clean >/dev/null 2>&1 || true
   rm -rf "$tmp"
@@ -85,5 +62,4 @@ check "down keeps the data" test -d "$URAFT_CLUSTER_DIR/node1"
 "$cluster" clean >/dev/null
 check "clean removes the cluster directory" test ! -e "$URAFT_CLUSTER_DIR"
 
-echo "$passed passed, $failed failed"
-[ "$failed" -eq 0 ]
+check_summary
