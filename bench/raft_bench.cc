@@ -652,7 +652,7 @@ Report make_report(const Group& g, double total_seconds) {
     r.storage_writes += p.storage_writes;
     r.entries_written += p.node->stats().log_entries_written;
   }
-  const Node::Stats& s = g.peers[0].node->stats();
+  const Node::Stats s = g.peers[0].node->stats();
   r.append_requests = s.append_requests;
   r.append_entries = s.append_entries;
   r.heartbeats = s.heartbeats;

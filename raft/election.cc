@@ -57,11 +57,14 @@ Task<void> Node::run_candidate(RoleState& role) {
   check_stamp(token, stamp);
   // Figure 2, Candidates, 1: reset the election timer for this candidacy.
   const TimePoint deadline = Loop::current().now() + random_election_timeout();
-  // The log, term and self-vote are durable before anyone is asked (persist before send).
-  co_await persist_log();
-  check_stamp(token, stamp);
-  co_await persist_hard_state();
-  check_stamp(token, stamp);
+  // The log, term and self-vote are durable before anyone is asked (persist before send):
+  // a restart can neither vote for another in this term nor lead with a shorter log.
+  const HardState self_vote{current_term_, self_};
+  while (!hard_state_covers(writer_.hard_durable(), self_vote) ||
+         writer_.log_durable() < log_.last_index()) {
+    co_await writer_.next_write();
+    check_stamp(token, stamp);
+  }
   const RequestVoteArgs args{current_term_, self_, log_.last_index(), log_.last_term()};
   std::vector<Task<bool>> racers;
   racers.push_back(collect_votes(role, args));
@@ -110,10 +113,7 @@ Task<bool> Node::request_vote(RoleState& role, NodeId peer, RequestVoteArgs args
     check_stamp(token, stamp);
     if (result.ok()) {
       if (const auto* reply = std::get_if<RequestVoteReply>(&*result.reply)) {
-        if (observe(reply->term)) {
-          co_await persist_hard_state();
-          check_stamp(token, stamp);  // Stepped down: this throws Cancelled.
-        }
+        if (observe(reply->term)) check_stamp(token, stamp);  // Stepped down: throws Cancelled.
         // A vote counts for the term it was asked for only.
         const bool granted = reply->vote_granted && reply->term == args.term;
         role.tally.record(peer, granted);

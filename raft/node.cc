@@ -33,6 +33,7 @@ Node::Node(NodeId self, std::size_t cluster_size, RpcEndpoint& rpc, Storage& sto
       config_(config),
       rpc_(rpc),
       storage_(storage),
+      writer_(storage, current_term_, voted_for_, log_),
       apply_ch_(config.apply_channel_capacity) {
   config_.validate();
   URAFT_ASSERT(cluster_size_ >= 1);
@@ -40,7 +41,6 @@ Node::Node(NodeId self, std::size_t cluster_size, RpcEndpoint& rpc, Storage& sto
   URAFT_ASSERT(self_.value < cluster_size_);
   current_term_ = recovered.hard_state.current_term;
   voted_for_ = recovered.hard_state.voted_for;
-  durable_hard_state_ = recovered.hard_state;
   if (recovered.snapshot && recovered.snapshot->last_included_index > LogIndex{0}) {
     snapshot_ = std::move(*recovered.snapshot);
     log_.reset_to_snapshot(snapshot_.last_included_index, snapshot_.last_included_term);
@@ -49,9 +49,9 @@ Node::Node(NodeId self, std::size_t cluster_size, RpcEndpoint& rpc, Storage& sto
   // What the snapshot holds is committed and, by the service, applied (the lab's tester
   // ingests it before Make); the rest is learnt from the next leader.
   commit_index_ = last_applied_ = log_.snapshot_index();
-  stored_match_ = stored_last_ = log_.last_index();
-  log_durable_ = log_.last_index();
+  writer_.recovered(recovered.hard_state);
   handlers_idle_.set();
+  root_.spawn(report_errors(this, writer_.run()));
   root_.spawn(report_errors(this, run_applier()));
   become_follower();
   rpc_.serve(this);
@@ -95,7 +95,7 @@ void Node::kill() noexcept {
   apply_ch_.close();
   root_.cancel();  // The role's scope is a child of root_: it goes too.
   read_done_.set();  // Waiting reads leave with nullopt.
-  log_durable_wake_.set();  // Handlers waiting for a write leave.
+  writer_.stop();     // Handlers waiting for a write leave (and reply nothing).
   changed_.set();
 }
 
@@ -106,7 +106,7 @@ StartResult Node::start(std::string command) {
   // Figure 2, Leaders, 2: append the command to the local log; the writer persists it and
   // the replicators send it.
   log_.append(LogEntry{current_term_, std::move(command)});
-  role_->log_grown.set();
+  writer_.wake();
   wake_replicators(*role_);
   return StartResult{log_.last_index(), current_term_, true};
 }
@@ -132,7 +132,7 @@ std::vector<LogIndex> Node::match_indexes() const {
   if (stopping_ || role_->role != Role::kLeader) return matches;
   for (std::size_t i = 0; i < cluster_size_; ++i) {
     matches.push_back(NodeId{static_cast<std::uint32_t>(i)} == self_
-                          ? role_->durable_index
+                          ? writer_.log_durable()
                           : role_->progress[i].match_index);
   }
   return matches;
@@ -148,9 +148,15 @@ Task<void> Node::snapshot(LogIndex index, std::string data) {
   const Term term = *log_.term_at(index);
   log_.compact_prefix(index);
   snapshot_ = SnapshotRecord{index, term, std::move(data)};
-  snapshot_stored(index, SnapshotLogAction::kKeepSuffix);
-  SnapshotRecord record = snapshot_;
-  co_await storage_.save_snapshot(std::move(record), SnapshotLogAction::kKeepSuffix);
+  writer_.queue_snapshot(snapshot_, SnapshotLogAction::kKeepSuffix);
+  co_await writer_.snapshot_durable_to(index);
+}
+
+Node::Stats Node::stats() const noexcept {
+  Stats stats = stats_;
+  stats.log_writes = writer_.log_writes();
+  stats.log_entries_written = writer_.log_entries_written();
+  return stats;
 }
 
 // --- the role machine ---
@@ -162,6 +168,7 @@ bool Node::observe(Term msg_term) {
   current_term_ = o.new_term;
   voted_for_ = kNoNode;
   leader_id_ = kNoNode;
+  writer_.wake();
   become_follower();
   return true;
 }
@@ -169,11 +176,12 @@ bool Node::observe(Term msg_term) {
 void Node::become_follower() { change_role(Role::kFollower); }
 
 void Node::become_candidate() {
-  // Figure 2, Candidates, 1: increment currentTerm, vote for self (the campaign persists
-  // both before it sends anything).
+  // Figure 2, Candidates, 1: increment currentTerm, vote for self (the campaign waits for
+  // both to be durable before it sends anything).
   current_term_ = Term{current_term_.value + 1};
   voted_for_ = self_;
   leader_id_ = kNoNode;
+  writer_.wake();
   change_role(Role::kCandidate);
 }
 
@@ -206,10 +214,9 @@ void Node::change_role(Role role) {
       break;
     case Role::kLeader:
       // Figure 2, Volatile state on leaders, reinitialized after election. The campaign
-      // persisted the log and its vote (Storage keeps order) and a candidate's log does not
-      // grow: the whole log is durable here. The writer persists what start() adds.
-      r.durable_index = stored_match_;
-      URAFT_ASSERT(stored_match_ == log_.last_index());
+      // waited for its log to be durable and a candidate's log does not change: the whole
+      // log is durable here. The writer persists what start() adds.
+      URAFT_ASSERT(writer_.log_durable() == log_.last_index());
       r.progress.resize(cluster_size_);
       for (std::size_t i = 0; i < cluster_size_; ++i) {
         Progress& p = r.progress[i];
@@ -221,13 +228,13 @@ void Node::change_role(Role role) {
           spawn_role_task(replicate(r, NodeId{static_cast<std::uint32_t>(i)}));
         }
       }
-      spawn_role_task(persist_leader_log(r));
+      spawn_role_task(count_own_durable(r));
       spawn_role_task(run_heartbeat_clock(r));
       spawn_role_task(run_read_rounds(r));
       if (config_.commit_noop_on_election) {
         // After next_index was set: the replicators send it as a new entry.
         log_.append(LogEntry{current_term_, std::string()});
-        r.log_grown.set();
+        writer_.wake();
       }
       break;
   }
@@ -269,50 +276,9 @@ void Node::check_stamp(const CancelToken& token, Stamp stamp) const {
   URAFT_ASSERT(stamp.role == role_->role);
 }
 
-Task<void> Node::persist_hard_state() {
-  const HardState state{current_term_, voted_for_};
-  co_await storage_.save_hard_state(state);
-  // Saves complete in order: a later one may have completed already.
-  if (state.current_term >= durable_hard_state_.current_term) durable_hard_state_ = state;
-}
-
-Task<void> Node::persist_log() {
-  const LogIndex last = log_.last_index();
-  if (stored_match_ == last && stored_last_ == last) co_return;
-  URAFT_ASSERT(stored_match_ >= log_.snapshot_index());
-  const LogIndex first{stored_match_.value + 1};
-  std::vector<LogEntry> entries =
-      log_.slice(first, LogIndex{last.value + 1}, std::numeric_limits<std::size_t>::max());
-  stored_match_ = stored_last_ = last;  // Ordered now: later writes come after this one.
-  ++stats_.log_writes;
-  stats_.log_entries_written += entries.size();
-  const std::uint64_t truncations = truncations_;
-  co_await storage_.append(first, std::move(entries));
-  if (truncations == truncations_ && last > log_durable_) {
-    log_durable_ = last;
-    log_durable_wake_.set();
-  }
-}
-
 void Node::truncate_log(LogIndex from) {
   log_.truncate_suffix(from);
-  stored_match_ = std::min(stored_match_, LogIndex{from.value - 1});
-  log_durable_ = std::min(log_durable_, LogIndex{from.value - 1});
-  ++truncations_;
-}
-
-void Node::snapshot_stored(LogIndex index, SnapshotLogAction action) {
-  // Mirrors Storage::save_snapshot: entries up to `index` leave storage's log (all of them
-  // with kDiscardLog, which log_ did too).
-  if (action == SnapshotLogAction::kDiscardLog) {
-    stored_match_ = stored_last_ = index;
-    log_durable_ = index;  // The snapshot's write is awaited before any reply.
-    ++truncations_;
-    return;
-  }
-  log_durable_ = std::max(log_durable_, index);
-  stored_match_ = std::max(stored_match_, index);
-  stored_last_ = std::max(stored_last_, index);
+  writer_.log_cut(from);
 }
 
 // --- RPC handlers ---
@@ -338,26 +304,39 @@ Task<Message> Node::handle(NodeId from, Message request) {
   co_return ClientReply{ClientReply::Status::kError, leader_id_, "not a raft request"};
 }
 
+// Every reply below claims something about this node's durable state, and the caller acts on
+// it: a vote counts toward a leader of its term, a success toward a commit, a term toward the
+// caller's own. Figure 2 says persistent state is updated on stable storage before
+// responding; here each handler waits until the writer's watermarks cover its reply, however
+// many handlers asked for the same write, and re-checks after every wake-up what may have
+// changed meanwhile (a newer term turns the reply into a refusal in that term).
+
 Task<Message> Node::handle_request_vote(RequestVoteArgs args) {
-  bool changed = observe(args.term);
+  observe(args.term);
   const VoteDecision d = decide_vote(current_term_, voted_for_, log_, args);
   if (d.grant) {
     URAFT_ASSERT(role_->role == Role::kFollower);  // A candidate or leader voted for itself.
-    changed = changed || voted_for_ != args.candidate_id;
     voted_for_ = args.candidate_id;
+    writer_.wake();
     // Figure 2, Followers, 2: granting a vote restarts the election timer.
     reset_election_timer();
   }
-  const RequestVoteReply reply{current_term_, d.grant};
-  // Figure 2: persistent state is updated on stable storage before responding.
-  if (changed) co_await persist_hard_state();
-  co_return reply;
+  RequestVoteReply reply{current_term_, d.grant};
+  for (;;) {
+    if (stopping_) co_return RequestVoteReply{};
+    // A vote is for one term: once the term moved on, refuse in the new one.
+    if (reply.term != current_term_) reply = RequestVoteReply{current_term_, false};
+    // Safe: a grant once the vote is durable (a restart cannot vote again in this term), a
+    // refusal once its term is (a restart cannot go back to an older term).
+    const HardState claim{reply.term, reply.vote_granted ? args.candidate_id : kNoNode};
+    if (hard_state_covers(writer_.hard_durable(), claim)) co_return reply;
+    co_await writer_.next_write();
+  }
 }
 
 Task<Message> Node::handle_append_entries(AppendEntriesArgs args) {
-  const bool term_changed = observe(args.term);
+  observe(args.term);
   AppendEntriesReply reply{current_term_, false, Term{0}, LogIndex{0}, LogIndex{0}, LogIndex{0}};
-  bool log_changed = false;
   if (!is_well_formed(args)) {
     // Wire input that no correct leader sends: refuse without looking further.
     reply.log_length = LogIndex{log_.last_index().value + 1};
@@ -367,59 +346,77 @@ Task<Message> Node::handle_append_entries(AppendEntriesArgs args) {
     if (d.truncate_from) truncate_log(*d.truncate_from);
     if (d.append_from < args.entries.size()) {
       log_.append_moved(std::span(args.entries).subspan(d.append_from));
-      log_changed = true;
+      writer_.wake();
     }
     set_commit_index(d.commit_index);
     reply = d.reply;
   }
-  if (term_changed) co_await persist_hard_state();
-  // Persist before reply; this also writes entries a former leader had not written yet,
-  // which this reply may acknowledge.
-  if (log_changed || stored_match_ != log_.last_index()) co_await persist_log();
-  // Acknowledge only durable entries: some may be in a write another handler issued.
-  while (reply.success && log_durable_ < reply.match_index && !stopping_) {
-    log_durable_wake_.reset();
-    co_await log_durable_wake_.wait();
+  for (;;) {
+    if (stopping_) co_return AppendEntriesReply{};
+    if (reply.term != current_term_) {
+      // A newer term arrived while waiting: what matched the old leader says nothing now.
+      reply = AppendEntriesReply{current_term_, false, Term{0}, LogIndex{0},
+                                 LogIndex{log_.last_index().value + 1}, LogIndex{0}};
+    }
+    // Safe: the term is durable, and a success only once every entry up to match_index is
+    // on disk as in our log (the leader counts them toward commit). Entries a former leader
+    // sent and this node has not written yet are written by the same writer first.
+    if (hard_state_covers(writer_.hard_durable(), HardState{reply.term, kNoNode}) &&
+        (!reply.success || writer_.log_durable() >= reply.match_index)) {
+      co_return reply;
+    }
+    co_await writer_.next_write();
   }
-  if (stopping_) co_return AppendEntriesReply{};
-  co_return reply;
 }
 
 Task<Message> Node::handle_install_snapshot(InstallSnapshotArgs args) {
-  const bool term_changed = observe(args.term);
-  const InstallSnapshotReply reply{current_term_};
-  std::optional<SnapshotRecord> install;
-  SnapshotLogAction action = SnapshotLogAction::kKeepSuffix;
+  observe(args.term);
+  InstallSnapshotReply reply{current_term_};
   // Leaders send whole snapshots (lab 2D: no Figure 13 offset mechanism); chunks are ignored.
-  if (args.term == current_term_ && args.offset == 0 && args.done) {
+  const bool whole = args.offset == 0 && args.done;
+  if (args.term == current_term_ && whole) {
     recognize_leader(args.leader_id);
+    std::optional<SnapshotLogAction> install;
     switch (decide_install_snapshot(log_, current_term_, commit_index_, args)) {
       case SnapshotAction::kIgnore:
         break;
       case SnapshotAction::kKeepSuffix:
         log_.compact_prefix(args.last_included_index);
-        install.emplace();
+        install = SnapshotLogAction::kKeepSuffix;
         break;
       case SnapshotAction::kReplaceLog:
+        // Entries past the commit index may be gone with the log: storage's copy of them no
+        // longer counts as durable.
+        writer_.log_cut(LogIndex{commit_index_.value + 1});
         log_.reset_to_snapshot(args.last_included_index, args.last_included_term);
-        action = SnapshotLogAction::kDiscardLog;
-        install.emplace();
+        install = SnapshotLogAction::kDiscardLog;
         break;
     }
-    if (install) snapshot_stored(args.last_included_index, action);
     if (install) {
       // Figure 13, receiver, 8: reset the state machine from the snapshot: the applier hands
       // it on before anything after it; commit and apply move up to it.
       snapshot_ =
           SnapshotRecord{args.last_included_index, args.last_included_term, std::move(args.data)};
-      *install = snapshot_;
+      writer_.queue_snapshot(snapshot_, *install);
       snapshot_to_apply_ = true;
       set_commit_index(args.last_included_index);
     }
   }
-  if (term_changed) co_await persist_hard_state();
-  if (install) co_await storage_.save_snapshot(std::move(*install), action);
-  co_return reply;
+  // A reply in the leader's term acknowledges everything up to the snapshot (it counts it as
+  // our match index): whether installed now, by an earlier request, or already committed.
+  const bool acks = reply.term == args.term && whole;
+  for (;;) {
+    if (stopping_) co_return InstallSnapshotReply{};
+    if (reply.term != current_term_) reply = InstallSnapshotReply{current_term_};
+    // Safe: the term is durable, and an ack only once the log is durable up to the snapshot
+    // (a save completed, or committed entries written).
+    if (hard_state_covers(writer_.hard_durable(), HardState{reply.term, kNoNode}) &&
+        (!acks || reply.term != args.term ||
+         writer_.log_durable() >= args.last_included_index)) {
+      co_return reply;
+    }
+    co_await writer_.next_write();
+  }
 }
 
 }  // namespace uraft

@@ -3,12 +3,13 @@
 // sequence I/O: persist, send, await replies and quorums, then hand what arrived to a rule.
 //
 // Tasks and who owns them:
-//   root scope      the applier (feeds the apply channel) and the reapers of retired roles;
+//   root scope      the durable-state writer (raft/durable_writer.h), the applier (feeds the
+//                   apply channel) and the reapers of retired roles;
 //   role scope      stamped (term, role), cancelled synchronously by any term or role change:
 //                   follower: the election timer; candidate: one campaign (when_quorum over
 //                   RequestVote, raced against the election timer); leader: one replicator
-//                   per follower (heartbeats go the same way), its RPC tasks, and the writer
-//                   of the leader's own new entries;
+//                   per follower (heartbeats go the same way), its RPC tasks, and the task
+//                   that counts the leader's own durable entries toward commit;
 //   handle()        runs as the caller's (the network's) task; counted so run() can wait for it.
 // Every field of Node below is changed only in synchronous sections. After each co_await a
 // role task checks its stamp (check_stamp): cancelled tasks leave, survivors assert the
@@ -33,6 +34,7 @@
 #include "net/rpc.h"
 #include "net/types.h"
 #include "raft/config.h"
+#include "raft/durable_writer.h"
 #include "raft/log.h"
 #include "raft/quorum.h"
 #include "raft/storage.h"
@@ -136,7 +138,7 @@ class Node final : public RpcHandler {
   Term current_term() const noexcept { return current_term_; }
   NodeId voted_for() const noexcept { return voted_for_; }
   // The hard state as of the last completed save (what a restart gets back).
-  const HardState& durable_hard_state() const noexcept { return durable_hard_state_; }
+  const HardState& durable_hard_state() const noexcept { return writer_.hard_durable(); }
   NodeId leader_id() const noexcept { return leader_id_; }
   const RaftLog& log() const noexcept { return log_; }
   LogIndex commit_index() const noexcept { return commit_index_; }
@@ -158,7 +160,7 @@ class Node final : public RpcHandler {
     std::uint64_t log_writes = 0;           // Storage::append calls,
     std::uint64_t log_entries_written = 0;  // and the entries they wrote.
   };
-  const Stats& stats() const noexcept { return stats_; }
+  Stats stats() const noexcept;
   // Completed ReadIndex rounds since the node started (for tests and stats).
   std::uint64_t read_rounds() const noexcept { return read_gen_finished_; }
 
@@ -193,8 +195,6 @@ class Node final : public RpcHandler {
     Scope scope;
     VoteTally tally;                // Candidate: each voter's answer, the self-vote included.
     std::deque<Progress> progress;  // Leader: one per node id (the leader's own unused).
-    LogIndex durable_index;         // Leader: its own log is durable up to here.
-    Event log_grown;                // Leader: start() appended entries to persist.
     // Leader, ReadIndex: every request sent gets the next send_seq; a read round needs a
     // majority to answer a request numbered read_round_seq or later (0: no round running).
     std::uint64_t send_seq = 0;
@@ -212,7 +212,7 @@ class Node final : public RpcHandler {
 
   // --- node.cc: state changes (synchronous) ---
   // Figure 2, Rules for All Servers, 2, through the rules' observe_term: adopts a newer term,
-  // clears the vote and steps down. Returns whether it did (the hard state must be saved).
+  // clears the vote and steps down (the writer saves it). Returns whether it did.
   bool observe(Term msg_term);
   void become_follower();
   void become_candidate();
@@ -224,13 +224,7 @@ class Node final : public RpcHandler {
   void reset_election_timer();
   // Throws Cancelled if the task's role was cancelled; otherwise asserts the stamp holds.
   void check_stamp(const CancelToken& token, Stamp stamp) const;
-  Task<void> persist_hard_state();
-  // Issues one write that brings storage's log in line with log_ (from the first index where
-  // they may differ to the end) and awaits it; nothing if they agree.
-  Task<void> persist_log();
-  // log_ changes that storage must learn of: a truncation, a compaction into a snapshot.
   void truncate_log(LogIndex from);
-  void snapshot_stored(LogIndex index, SnapshotLogAction action);
   void spawn_role_task(Task<void> task);
   static Task<void> report_errors(Node* node, Task<void> task);
   static Task<void> reap(std::unique_ptr<RoleState> role);
@@ -266,7 +260,9 @@ class Node final : public RpcHandler {
                        const AppendEntriesReply& reply);
   void on_match(RoleState& role, NodeId peer, LogIndex matched);
   void advance_leader_commit(RoleState& role);
-  Task<void> persist_leader_log(RoleState& role);
+  // The leader counts itself toward a majority for the entries on its own disk: after every
+  // completed write it looks at the commit index again.
+  Task<void> count_own_durable(RoleState& role);
   void wake_replicators(RoleState& role);
 
   // --- replicator.cc: ReadIndex ---
@@ -286,24 +282,13 @@ class Node final : public RpcHandler {
   RpcEndpoint& rpc_;
   Storage& storage_;
 
-  // Figure 2, persistent state (mirrored in storage_ before anything depending on it leaves).
+  // Figure 2, persistent state: changed here first, then brought to storage by writer_,
+  // whose watermarks say how much of it is durable; no reply depending on it leaves before.
   Term current_term_;
   NodeId voted_for_ = kNoNode;
-  HardState durable_hard_state_;  // Set when a save completes.
   RaftLog log_;
   SnapshotRecord snapshot_;  // The latest snapshot (index 0: none), kept for InstallSnapshot.
-  // Storage's log once every issued write is done: it agrees with log_ up to stored_match_
-  // and ends at stored_last_. Entries after stored_match_ (a leader's new entries, not yet
-  // written) exist only here: whoever writes the log next writes them too.
-  LogIndex stored_match_;
-  LogIndex stored_last_;
-  // How far storage's log is known durable and equal to log_ (completed writes only). A
-  // follower acknowledges entries only up to here: an entry in a write another handler
-  // issued is not durable yet. A truncation lowers it; a write issued before a truncation
-  // raises it no more (a later write does, and Storage completes writes in order).
-  LogIndex log_durable_;
-  std::uint64_t truncations_ = 0;
-  Event log_durable_wake_;
+  DurableWriter writer_;
 
   // Figure 2, volatile state.
   LogIndex commit_index_;

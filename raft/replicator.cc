@@ -2,7 +2,7 @@
 // commit index, or the snapshot for a follower behind the log) and spawns one task per RPC,
 // so a slow reply never holds back heartbeats. Replies go through observe_term, then the
 // rules: next_index_after_reject for fast backtracking, advance_commit to commit (counting
-// only current-term entries). A writer persists the leader's own new entries.
+// only current-term entries), with the leader's own match at its durable watermark.
 #include <algorithm>
 #include <array>
 #include <optional>
@@ -185,10 +185,7 @@ Task<void> Node::send_append(RoleState& role, NodeId peer, AppendEntriesArgs arg
   }
   const auto* reply = std::get_if<AppendEntriesReply>(&*result.reply);
   if (reply == nullptr) co_return;
-  if (observe(reply->term)) {
-    co_await persist_hard_state();
-    check_stamp(token, stamp);  // Stepped down: this throws Cancelled.
-  }
+  if (observe(reply->term)) check_stamp(token, stamp);  // Stepped down: throws Cancelled.
   if (reply->term != stamp.term) co_return;  // Not an answer a correct peer gives.
   on_acked(role, p, seq);
   on_append_reply(role, peer, sent_last, *reply);
@@ -224,10 +221,7 @@ Task<void> Node::send_snapshot(RoleState& role, NodeId peer, InstallSnapshotArgs
   if (!result.ok()) co_return;
   const auto* reply = std::get_if<InstallSnapshotReply>(&*result.reply);
   if (reply == nullptr) co_return;
-  if (observe(reply->term)) {
-    co_await persist_hard_state();
-    check_stamp(token, stamp);
-  }
+  if (observe(reply->term)) check_stamp(token, stamp);  // Stepped down: throws Cancelled.
   if (reply->term != stamp.term) co_return;
   on_acked(role, p, seq);
   // The follower holds the snapshot now, or had committed past it already: either way its
@@ -246,7 +240,8 @@ void Node::on_match(RoleState& role, NodeId peer, LogIndex matched) {
 void Node::advance_leader_commit(RoleState& role) {
   std::array<LogIndex, kClusterSizeMax> matches;
   for (std::size_t i = 0; i < cluster_size_; ++i) {
-    matches[i] = NodeId{static_cast<std::uint32_t>(i)} == self_ ? role.durable_index
+    // The leader counts itself only for the entries on its own disk.
+    matches[i] = NodeId{static_cast<std::uint32_t>(i)} == self_ ? writer_.log_durable()
                                                                 : role.progress[i].match_index;
   }
   // Figure 2, Leaders, 4, through the rule: a majority holds N and log[N] is of our term.
@@ -259,26 +254,16 @@ void Node::advance_leader_commit(RoleState& role) {
   }
 }
 
-Task<void> Node::persist_leader_log(RoleState& role) {
+Task<void> Node::count_own_durable(RoleState& role) {
   const CancelToken token = co_await current_token();
   const Stamp stamp = stamp_of(role);
   check_stamp(token, stamp);
   for (;;) {
-    if (stored_match_ == log_.last_index()) {
-      role.log_grown.reset();
-      co_await role.log_grown.wait();
-      check_stamp(token, stamp);
-      continue;
-    }
-    const LogIndex last = log_.last_index();
-    co_await persist_log();
-    check_stamp(token, stamp);
-    // The leader counts itself toward a majority only for entries on its own disk.
-    role.durable_index = std::max(role.durable_index, last);
     advance_leader_commit(role);
+    co_await writer_.next_write();
+    check_stamp(token, stamp);
   }
 }
-
 
 // --- ReadIndex (Raft thesis §6.4) ---
 

@@ -1,0 +1,229 @@
+// Replies that claim durability (a vote, an AppendEntries success, an InstallSnapshot ack)
+// leave only once the node's durable state covers them, however many handlers ask for the
+// same write: each case sends the same request twice while storage holds every write back,
+// and checks that neither reply leaves before the write that the first one started lands.
+#include <doctest/doctest.h>
+
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "core/event.h"
+#include "core/loop.h"
+#include "core/scope.h"
+#include "net/rpc.h"
+#include "raft/durable_writer.h"
+#include "raft/mem_storage.h"
+#include "raft/node.h"
+
+namespace uraft {
+namespace {
+
+using namespace std::chrono_literals;
+
+// Storage whose writes wait, in order, until the test opens its gate; only then do they
+// reach `durable` (what a crash would leave). Reads of `durable` show what survives.
+class GatedStorage final : public Storage {
+ public:
+  Task<RecoveredState> load() override { return durable.load(); }
+  Task<void> save_hard_state(HardState state) override {
+    co_await pass();
+    co_await durable.save_hard_state(state);
+  }
+  Task<void> append(LogIndex first, std::vector<LogEntry> entries) override {
+    co_await pass();
+    co_await durable.append(first, std::move(entries));
+  }
+  Task<void> save_snapshot(SnapshotRecord snapshot, SnapshotLogAction action) override {
+    co_await pass();
+    co_await durable.save_snapshot(std::move(snapshot), action);
+  }
+  void open() noexcept { gate_.set(); }
+  void close() noexcept { gate_.reset(); }
+
+  MemStorage durable;
+
+ private:
+  Task<void> pass() { co_await gate_.wait(); }  // Waiters wake in the order they came.
+  Event gate_;
+};
+
+class SilentEndpoint final : public RpcEndpoint {
+ public:
+  NodeId self() const noexcept override { return NodeId{0}; }
+  Task<RpcResult> call(NodeId, Message, Duration timeout) override {
+    co_await sleep_for(timeout);
+    co_return RpcResult::failure(RpcError::kTimeout);
+  }
+  void serve(RpcHandler*) override {}
+};
+
+// One request handled as its own task; the reply is kept when it leaves.
+Task<void> ask(Node* node, NodeId from, Message request, std::optional<Message>* reply) {
+  *reply = co_await node->handle(from, std::move(request));
+}
+
+// Sends `request` twice, lets 1 s pass with storage closed, then opens it. Returns both
+// replies, and checks none left while closed.
+Task<std::vector<Message>> twice_while_closed(Node* node, GatedStorage* storage,
+                                              Message request) {
+  Scope scope;
+  std::optional<Message> first;
+  std::optional<Message> second;
+  storage->close();
+  scope.spawn(ask(node, NodeId{1}, request, &first));
+  co_await sleep_for(10ms);  // The first request's write is queued before the second arrives.
+  scope.spawn(ask(node, NodeId{1}, request, &second));
+  co_await sleep_for(1s);
+  CHECK_FALSE(first.has_value());
+  CHECK_FALSE(second.has_value());  // The bug: the repeat saw nothing to write, replied.
+  storage->open();
+  co_await scope.join();
+  REQUIRE(first.has_value());
+  REQUIRE(second.has_value());
+  co_return std::vector<Message>{std::move(*first), std::move(*second)};
+}
+
+Config quiet_config() {
+  Config c = Config::lab();
+  // The node under test never stands for election while the test drives it.
+  c.election_timeout_min = 100s;
+  c.election_timeout_max = 200s;
+  return c;
+}
+
+Task<void> repeated_vote(GatedStorage* storage) {
+  SilentEndpoint rpc;
+  Scope scope;
+  storage->open();
+  Node node(NodeId{0}, 3, rpc, *storage, quiet_config(), RecoveredState{});
+  scope.spawn(node.run());
+  const RequestVoteArgs vote{Term{3}, NodeId{1}, LogIndex{0}, Term{0}};
+  const std::vector<Message> replies = co_await twice_while_closed(&node, storage, vote);
+  for (const Message& m : replies) CHECK(std::get<RequestVoteReply>(m).vote_granted);
+  CHECK(storage->durable.hard_state() == HardState{Term{3}, NodeId{1}});
+  node.kill();
+  co_await scope.join();
+}
+
+TEST_CASE("a repeated RequestVote is not granted before the vote is durable") {
+  auto loop = Loop::simulated({.seed = 7});
+  GatedStorage storage;
+  loop->run(repeated_vote(&storage));
+}
+
+Task<void> repeated_term_bump(GatedStorage* storage) {
+  SilentEndpoint rpc;
+  Scope scope;
+  storage->open();
+  Node node(NodeId{0}, 3, rpc, *storage, quiet_config(), RecoveredState{});
+  scope.spawn(node.run());
+  const AppendEntriesArgs heartbeat{Term{4}, NodeId{1}, LogIndex{0}, Term{0}, {}, LogIndex{0}};
+  const std::vector<Message> replies = co_await twice_while_closed(&node, storage, heartbeat);
+  for (const Message& m : replies) {
+    CHECK(std::get<AppendEntriesReply>(m).success);
+    CHECK(std::get<AppendEntriesReply>(m).term == Term{4});
+  }
+  CHECK(storage->durable.hard_state().current_term == Term{4});
+  node.kill();
+  co_await scope.join();
+}
+
+TEST_CASE("a repeated AppendEntries of a newer term is not answered before the term is durable") {
+  auto loop = Loop::simulated({.seed = 7});
+  GatedStorage storage;
+  loop->run(repeated_term_bump(&storage));
+}
+
+Task<void> repeated_entries(GatedStorage* storage) {
+  SilentEndpoint rpc;
+  Scope scope;
+  storage->open();
+  Node node(NodeId{0}, 3, rpc, *storage, quiet_config(), RecoveredState{});
+  scope.spawn(node.run());
+  const AppendEntriesArgs term{Term{2}, NodeId{1}, LogIndex{0}, Term{0}, {}, LogIndex{0}};
+  (void)co_await node.handle(NodeId{1}, term);
+  AppendEntriesArgs append{Term{2}, NodeId{1}, LogIndex{0}, Term{0}, {}, LogIndex{0}};
+  append.entries = {LogEntry{Term{2}, "a"}, LogEntry{Term{2}, "b"}};
+  const std::vector<Message> replies = co_await twice_while_closed(&node, storage, append);
+  for (const Message& m : replies) {
+    CHECK(std::get<AppendEntriesReply>(m).success);
+    CHECK(std::get<AppendEntriesReply>(m).match_index == LogIndex{2});
+  }
+  CHECK(storage->durable.last_index() == LogIndex{2});
+  node.kill();
+  co_await scope.join();
+}
+
+TEST_CASE("a repeated AppendEntries does not acknowledge entries before they are durable") {
+  auto loop = Loop::simulated({.seed = 7});
+  GatedStorage storage;
+  loop->run(repeated_entries(&storage));
+}
+
+Task<void> repeated_snapshot(GatedStorage* storage) {
+  SilentEndpoint rpc;
+  Scope scope;
+  storage->open();
+  Node node(NodeId{0}, 3, rpc, *storage, quiet_config(), RecoveredState{});
+  scope.spawn(node.run());
+  // The term is durable first: only the snapshot's own save is held back below.
+  const AppendEntriesArgs term{Term{2}, NodeId{1}, LogIndex{0}, Term{0}, {}, LogIndex{0}};
+  (void)co_await node.handle(NodeId{1}, term);
+  const InstallSnapshotArgs install{Term{2}, NodeId{1}, LogIndex{50}, Term{1}, 0, "state", true};
+  const std::vector<Message> replies = co_await twice_while_closed(&node, storage, install);
+  for (const Message& m : replies) CHECK(std::get<InstallSnapshotReply>(m).term == Term{2});
+  REQUIRE(storage->durable.snapshot().has_value());
+  CHECK(storage->durable.snapshot()->last_included_index == LogIndex{50});
+  node.kill();
+  co_await scope.join();
+}
+
+TEST_CASE("a repeated InstallSnapshot is not acknowledged before the first install is durable") {
+  auto loop = Loop::simulated({.seed = 7});
+  GatedStorage storage;
+  loop->run(repeated_snapshot(&storage));
+}
+
+Task<void> cut_during_write(GatedStorage* storage) {
+  Term term{1};
+  NodeId vote = kNoNode;
+  RaftLog log;
+  DurableWriter writer(*storage, term, vote, log);
+  writer.recovered(HardState{term, vote});
+  Scope scope;
+  scope.spawn(writer.run());
+  storage->durable.set_write_delay(10ms);
+  storage->close();
+  log.append(std::vector<LogEntry>{{Term{1}, "a"}, {Term{1}, "b"}, {Term{1}, "c"}});
+  writer.wake();
+  co_await sleep_for(1ms);  // The write of 1..3 is issued, held at the gate.
+  // A newer leader's entry replaces 2..3 while that write is in flight.
+  term = Term{2};
+  log.truncate_suffix(LogIndex{2});
+  writer.log_cut(LogIndex{2});
+  log.append(LogEntry{Term{2}, "B"});
+  writer.wake();
+  CHECK(writer.log_durable() == LogIndex{0});
+  storage->open();
+  co_await writer.next_write();  // 1..3 at term 1: only 1 is still the node's log.
+  CHECK(writer.log_durable() == LogIndex{1});
+  CHECK(writer.hard_durable() == HardState{Term{1}, kNoNode});
+  co_await writer.log_durable_to(LogIndex{2});
+  // The hard state went first: the entry of term 2 is durable after its term.
+  CHECK(writer.hard_durable() == HardState{Term{2}, kNoNode});
+  CHECK(writer.log_writes() == 2);
+  CHECK(storage->durable.last_index() == LogIndex{2});
+  writer.stop();
+  scope.cancel();
+  co_await scope.join();
+}
+
+TEST_CASE("a write issued before a log cut does not make the cut-off part durable") {
+  auto loop = Loop::simulated({.seed = 7});
+  GatedStorage storage;
+  loop->run(cut_during_write(&storage));
+}
+
+}  // namespace
+}  // namespace uraft
