@@ -389,6 +389,11 @@ void Service::propose_queued() {
     }
     ++counters_.entries_proposed;
     counters_.write_commands += commands;
+    // Proposals of an earlier leadership at or above this index were cut from the log (a
+    // newer leader's entries replaced them) and this node leads again before the sweeper saw.
+    if (!inflight_.empty() && inflight_.rbegin()->first >= started.index.value) {
+      fail_cut_proposals();
+    }
     URAFT_ASSERT(!inflight_.contains(started.index.value));
     inflight_.emplace(started.index.value, Proposal{started.term, std::move(jobs)});
   }
@@ -565,6 +570,9 @@ Task<void> Service::run_sweeper(Service* self) {
       spdlog::warn("the event loop was blocked or starved for {} ms",
                    std::chrono::duration_cast<std::chrono::milliseconds>(now - due).count());
     }
+    // A follower's log may have been cut under proposals it made as leader: their clients
+    // hear now rather than at their deadline. (A leader never cuts its own log.)
+    if (self->node_.role() != Role::kLeader) self->fail_cut_proposals();
     bool failed = false;
     while (!self->waiting_.empty()) {
       std::shared_ptr<Job> job = self->waiting_.front().lock();
@@ -582,6 +590,26 @@ Task<void> Service::run_sweeper(Service* self) {
       self->room_.set();
     }
   }
+}
+
+void Service::fail_cut_proposals() {
+  const RaftLog& log = node_.log();
+  bool failed = false;
+  for (auto it = inflight_.upper_bound(log.snapshot_index().value); it != inflight_.end();) {
+    if (log.term_at(LogIndex{it->first}) == it->second.term) {
+      ++it;
+      continue;
+    }
+    // Gone from this log, but perhaps not from every log: a later leader holding it may yet
+    // commit it (Figure 8), so the outcome is unknown.
+    for (const std::shared_ptr<Job>& job : it->second.jobs) {
+      ++counters_.tryagain;
+      fail(*job, kErrUnknownOutcome);
+    }
+    it = inflight_.erase(it);
+    failed = true;
+  }
+  if (failed && inflight_.size() < kProposalsInflightMax) room_.set();
 }
 
 void Service::fail(Job& job, std::string_view error) {

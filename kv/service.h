@@ -140,6 +140,8 @@ class Service final : public RpcHandler {
   Task<void> apply_snapshot(ApplyMsg msg);
   Task<void> maybe_snapshot();
   void propose_queued();
+  // Fails the proposals whose entry is no longer in the node's log at its index.
+  void fail_cut_proposals();
   // Completes `job` with the same error reply for each of its commands.
   void fail(Job& job, std::string_view error);
   void fail_all(std::string_view error);
