@@ -50,7 +50,9 @@ template <Is<InstallSnapshotArgs> M> auto fields(M& m) {
   return std::tie(m.term, m.leader_id, m.last_included_index, m.last_included_term, m.offset,
                   m.data, m.done);
 }
-template <Is<InstallSnapshotReply> M> auto fields(M& m) { return std::tie(m.term); }
+template <Is<InstallSnapshotReply> M> auto fields(M& m) {
+  return std::tie(m.term, m.next_offset, m.installed);
+}
 template <Is<ClientRequest> M> auto fields(M& m) { return std::tie(m.payload); }
 template <Is<ClientReply> M> auto fields(M& m) {
   return std::tie(m.status, m.leader_hint, m.payload);

@@ -75,6 +75,11 @@ struct InstallSnapshotArgs {
 
 struct InstallSnapshotReply {
   Term term;
+  // The follower holds the snapshot's bytes below this offset: the next chunk starts here.
+  std::uint64_t next_offset = 0;
+  // The whole snapshot is in and durable (or the follower's log already held everything in
+  // it): the leader may count the follower as matching at last_included_index.
+  bool installed = false;
 
   friend bool operator==(const InstallSnapshotReply&, const InstallSnapshotReply&) = default;
 };

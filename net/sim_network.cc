@@ -10,6 +10,7 @@
 #include "core/assert.h"
 #include "core/loop.h"
 #include "core/scope.h"
+#include "net/frame.h"
 #include "net/codec.h"
 
 namespace uraft {
@@ -346,7 +347,10 @@ Task<RpcResult> SimNetwork::call(Endpoint* end, NodeId to, Message request, Dura
   // labrpc's dispatcher goroutine: every Call counts, with its request bytes, whatever
   // becomes of it afterwards.
   ++total_count_;
-  total_bytes_ += encoded_size(request);
+  const std::size_t request_bytes = encoded_size(request);
+  total_bytes_ += request_bytes;
+  // As a real transport does: a request that fits no frame is refused before it leaves.
+  if (request_bytes > kFramePayloadBytesMax) co_return RpcResult::failure(RpcError::kUnreachable);
   CallGuard guard(*this);
   const TimePoint deadline = deadline_after(loop.now(), timeout);
   Outcome outcome = Outcome::kCancelled;

@@ -39,7 +39,8 @@ struct LinkFaults {
 // fails at once); a dead server never gets a reply through. When unreliable, 10% of replies are
 // lost; with long reordering, 2/3 of replies are delivered 200-2199 ms late. A delivered reply
 // adds its encoded size to total_bytes(). Lab "false" is RpcError::kDropped; the caller's own
-// timeout, if it comes first, is kTimeout; after close() calls fail with kClosed.
+// timeout, if it comes first, is kTimeout; after close() calls fail with kClosed. As over a
+// real transport, a request larger than a frame (kFramePayloadBytesMax) fails kUnreachable.
 //
 // Ends: labrpc has one ClientEnd per (client instance, server). Here node i's current
 // endpoint holds i's ends, one per peer, each with an enable flag (all start disabled, as

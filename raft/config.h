@@ -25,6 +25,10 @@ struct Config {
   // A candidate re-sends a RequestVote that failed (lost, unreachable) after this long, for as
   // long as the candidacy lasts.
   Duration vote_retry_interval = std::chrono::milliseconds(50);
+  // A snapshot travels to a follower in chunks of this many bytes (Figure 13's offsets), one
+  // chunk in flight at a time, with heartbeats between: far below a frame (64 MiB), and
+  // quick enough to send that a slow link never looks like a dead leader.
+  std::size_t snapshot_chunk_bytes = 1024 * 1024;
   // RPCs in flight to one follower. Heartbeats keep going while earlier replies are slow; the
   // bound caps the tasks and the bytes a leader spends on an unreachable follower.
   std::size_t inflight_max = 16;
@@ -78,6 +82,7 @@ struct Config {
     URAFT_ASSERT(vote_retry_interval > Duration::zero());
     URAFT_ASSERT(inflight_max >= 1);
     URAFT_ASSERT(append_bytes_max >= 1);
+    URAFT_ASSERT(snapshot_chunk_bytes >= 1);
     URAFT_ASSERT(append_window >= 1);
     URAFT_ASSERT(append_window <= inflight_max);  // Leaves no slot for a heartbeat otherwise.
     URAFT_ASSERT(append_window_bytes >= 1);

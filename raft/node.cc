@@ -372,51 +372,76 @@ Task<Message> Node::handle_append_entries(AppendEntriesArgs args) {
 Task<Message> Node::handle_install_snapshot(InstallSnapshotArgs args) {
   observe(args.term);
   InstallSnapshotReply reply{current_term_};
-  // Leaders send whole snapshots (lab 2D: no Figure 13 offset mechanism); chunks are ignored.
-  const bool whole = args.offset == 0 && args.done;
-  if (args.term == current_term_ && whole) {
+  if (args.term == current_term_) {
     recognize_leader(args.leader_id);
-    std::optional<SnapshotLogAction> install;
-    switch (decide_install_snapshot(log_, current_term_, commit_index_, args)) {
-      case SnapshotAction::kIgnore:
-        break;
-      case SnapshotAction::kKeepSuffix:
-        log_.compact_prefix(args.last_included_index);
-        install = SnapshotLogAction::kKeepSuffix;
-        break;
-      case SnapshotAction::kReplaceLog:
-        // Entries past the commit index may be gone with the log: storage's copy of them no
-        // longer counts as durable.
-        writer_.log_cut(LogIndex{commit_index_.value + 1});
-        log_.reset_to_snapshot(args.last_included_index, args.last_included_term);
-        install = SnapshotLogAction::kDiscardLog;
-        break;
-    }
-    if (install) {
-      // Figure 13, receiver, 8: reset the state machine from the snapshot: the applier hands
-      // it on before anything after it; commit and apply move up to it.
-      snapshot_ =
-          SnapshotRecord{args.last_included_index, args.last_included_term, std::move(args.data)};
-      writer_.queue_snapshot(snapshot_, *install);
-      snapshot_to_apply_ = true;
-      set_commit_index(args.last_included_index);
+    const SnapshotAction action = decide_install_snapshot(log_, current_term_, commit_index_, args);
+    if (action == SnapshotAction::kIgnore) {
+      // Everything it holds is committed here already: the rest of it is not needed.
+      incoming_.reset();
+      reply.installed = true;
+    } else if (receive_chunk(args)) {
+      reply.next_offset = incoming_->data.size();
+      if (args.done) {
+        install_snapshot(action, std::move(incoming_->data));
+        incoming_.reset();
+        reply.installed = true;
+      }
+    } else {
+      // Not the chunk that follows ours (one was lost, or we restarted): say where we stand.
+      reply.next_offset = incoming_ ? incoming_->data.size() : 0;
     }
   }
-  // A reply in the leader's term acknowledges everything up to the snapshot (it counts it as
-  // our match index): whether installed now, by an earlier request, or already committed.
-  const bool acks = reply.term == args.term && whole;
   for (;;) {
     if (stopping_) co_return InstallSnapshotReply{};
     if (reply.term != current_term_) reply = InstallSnapshotReply{current_term_};
-    // Safe: the term is durable, and an ack only once the log is durable up to the snapshot
-    // (a save completed, or committed entries written).
+    // Safe: the term is durable, and "installed" (the leader counts our match index at the
+    // snapshot) only once the log is durable up to it: a save completed, or the committed
+    // entries it covers are written.
     if (hard_state_covers(writer_.hard_durable(), HardState{reply.term, kNoNode}) &&
-        (!acks || reply.term != args.term ||
-         writer_.log_durable() >= args.last_included_index)) {
+        (!reply.installed || writer_.log_durable() >= args.last_included_index)) {
       co_return reply;
     }
     co_await writer_.next_write();
   }
+}
+
+bool Node::receive_chunk(InstallSnapshotArgs& args) {
+  // Figure 13, receiver, 2-4: a chunk at offset 0 starts a new snapshot; a later one must
+  // follow what we hold of the same snapshot from the same leader.
+  if (args.offset == 0) {
+    incoming_ = IncomingSnapshot{args.term, args.last_included_index, args.last_included_term,
+                                 std::move(args.data)};
+    return true;
+  }
+  const bool follows = incoming_ && incoming_->leader_term == args.term &&
+                       incoming_->index == args.last_included_index &&
+                       incoming_->term == args.last_included_term &&
+                       incoming_->data.size() == args.offset;
+  if (!follows) return false;
+  incoming_->data += args.data;
+  return true;
+}
+
+void Node::install_snapshot(SnapshotAction action, std::string data) {
+  const LogIndex index = incoming_->index;
+  const Term term = incoming_->term;
+  SnapshotLogAction log_action = SnapshotLogAction::kKeepSuffix;
+  if (action == SnapshotAction::kKeepSuffix) {
+    log_.compact_prefix(index);
+  } else {
+    URAFT_ASSERT(action == SnapshotAction::kReplaceLog);
+    // Entries past the commit index may be gone with the log: storage's copy of them no
+    // longer counts as durable.
+    writer_.log_cut(LogIndex{commit_index_.value + 1});
+    log_.reset_to_snapshot(index, term);
+    log_action = SnapshotLogAction::kDiscardLog;
+  }
+  // Figure 13, receiver, 8: reset the state machine from the snapshot: the applier hands it
+  // on before anything after it; commit and apply move up to it.
+  snapshot_ = SnapshotRecord{index, term, std::move(data)};
+  writer_.queue_snapshot(snapshot_, log_action);
+  snapshot_to_apply_ = true;
+  set_commit_index(index);
 }
 
 }  // namespace uraft

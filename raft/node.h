@@ -37,6 +37,7 @@
 #include "raft/durable_writer.h"
 #include "raft/log.h"
 #include "raft/quorum.h"
+#include "raft/rules.h"
 #include "raft/storage.h"
 
 namespace uraft {
@@ -177,6 +178,11 @@ class Node final : public RpcHandler {
     bool pipelining = false;
     TimePoint last_send;
     LogIndex commit_sent;  // The leader_commit of the last request sent.
+    // Sending the snapshot (next_index at or below it), one chunk at a time: the snapshot's
+    // index and the offset of the next chunk; after a failed chunk, not before resend_at.
+    LogIndex snapshot_index;
+    std::uint64_t snapshot_offset = 0;
+    TimePoint resend_at;
     Event wake;            // Set when there may be something to send.
     // ReadIndex: the sequence number (RoleState::send_seq) of the last request sent, and the
     // highest one answered in this term (success or not: either shows the follower had not
@@ -234,6 +240,10 @@ class Node final : public RpcHandler {
   Task<Message> handle_request_vote(RequestVoteArgs args);
   Task<Message> handle_append_entries(AppendEntriesArgs args);
   Task<Message> handle_install_snapshot(InstallSnapshotArgs args);
+  // Takes the chunk into incoming_ if it starts a snapshot or follows what is there.
+  bool receive_chunk(InstallSnapshotArgs& args);
+  // Installs incoming_ (whose bytes are `data`), as the rules decided.
+  void install_snapshot(SnapshotAction action, std::string data);
 
   // --- election.cc ---
   Task<void> run_follower(RoleState& role);
@@ -250,10 +260,12 @@ class Node final : public RpcHandler {
   // Entries wait for p, and the window (or stop-and-wait) lets them go now.
   bool entries_to_send(const Progress& p) const;
   void send_to(RoleState& role, NodeId peer);
+  // A follower behind the snapshot: its next chunk, or a heartbeat while a chunk is out.
+  void send_snapshot_to(RoleState& role, NodeId peer);
   Task<void> send_append(RoleState& role, NodeId peer, AppendEntriesArgs args,
                          std::size_t bytes, std::uint64_t seq);
   Task<void> send_snapshot(RoleState& role, NodeId peer, InstallSnapshotArgs args,
-                           std::uint64_t seq);
+                           std::size_t bytes, std::uint64_t seq);
   // A reply in our term to request `seq` (ReadIndex counts it).
   void on_acked(RoleState& role, Progress& p, std::uint64_t seq);
   void on_append_reply(RoleState& role, NodeId peer, LogIndex sent_last,
@@ -288,6 +300,14 @@ class Node final : public RpcHandler {
   NodeId voted_for_ = kNoNode;
   RaftLog log_;
   SnapshotRecord snapshot_;  // The latest snapshot (index 0: none), kept for InstallSnapshot.
+  // Follower: the chunks of a leader's snapshot received so far (Figure 13, receiver 2-4).
+  struct IncomingSnapshot {
+    Term leader_term;
+    LogIndex index;
+    Term term;
+    std::string data;
+  };
+  std::optional<IncomingSnapshot> incoming_;
   DurableWriter writer_;
 
   // Figure 2, volatile state.

@@ -60,6 +60,8 @@ void Node::wake_replicators(RoleState& role) {
 
 bool Node::entries_to_send(const Progress& p) const {
   if (p.next_index > log_.last_index()) return false;
+  // Behind the snapshot: its chunks go one at a time.
+  if (p.next_index <= log_.snapshot_index()) return p.payload_inflight == 0;
   if (p.payload_inflight == 0) return true;
   // Pipelining: more entries while earlier ones are on their way, within the window.
   return p.pipelining && p.payload_inflight < config_.append_window &&
@@ -72,9 +74,9 @@ bool Node::should_send(const RoleState& role, const Progress& p, TimePoint now) 
   if (role.read_round_seq != 0 && p.sent_seq < role.read_round_seq) return true;
   // Figure 2, Leaders, 1: heartbeats during idle periods to prevent election timeouts.
   if (now >= p.last_send + config_.heartbeat_interval) return true;
-  // Figure 2, Leaders, 3: send entries from next_index (or the snapshot, if they are gone),
-  // one such request at a time; a lost one is sent again with the next heartbeat.
-  if (entries_to_send(p)) return true;
+  // Figure 2, Leaders, 3: send entries from next_index (or the snapshot, if they are gone);
+  // a lost snapshot chunk is sent again with the next heartbeat, not in a loop.
+  if (entries_to_send(p) && now >= p.resend_at) return true;
   // A new commit index: tell the follower now rather than at the next heartbeat.
   return p.commit_sent < commit_index_;
 }
@@ -127,23 +129,22 @@ void Node::send_to(RoleState& role, NodeId peer) {
   p.commit_sent = commit_index_;
   p.sent_seq = ++role.send_seq;
   ++p.inflight;
-  if (p.next_index <= log_.snapshot_index()) {
-    // The entries the follower needs are compacted away: send the snapshot (Figure 13), whole.
-    ++p.payload_inflight;
-    InstallSnapshotArgs args{
-        current_term_,  self_, snapshot_.last_included_index, snapshot_.last_included_term, 0,
-        snapshot_.data, true};
-    URAFT_ASSERT(args.last_included_index == log_.snapshot_index());
-    role.scope.spawn(report_errors(this, send_snapshot(role, peer, std::move(args), p.sent_seq)));
+  const bool behind_snapshot = p.next_index <= log_.snapshot_index();
+  if (behind_snapshot && p.payload_inflight == 0) {
+    send_snapshot_to(role, peer);
     return;
   }
-  const LogIndex prev{p.next_index.value - 1};
+  // Entries from next_index; or, while a snapshot chunk is out, an empty AppendEntries at
+  // index 0 (it matches every log and moves no commit index): a heartbeat, so a long
+  // transfer never looks like a dead leader.
+  const LogIndex prev = behind_snapshot ? LogIndex{0} : LogIndex{p.next_index.value - 1};
   const LogIndex end{log_.last_index().value + 1};
   AppendEntriesArgs args{current_term_,
                          self_,
                          prev,
-                         *log_.term_at(prev),
-                         log_.slice(p.next_index, end, config_.append_bytes_max),
+                         behind_snapshot ? Term{0} : *log_.term_at(prev),
+                         behind_snapshot ? std::vector<LogEntry>()
+                                         : log_.slice(p.next_index, end, config_.append_bytes_max),
                          commit_index_};
   const bool payload = !args.entries.empty();
   std::size_t bytes = 0;
@@ -207,10 +208,35 @@ void Node::on_append_reply(RoleState& role, NodeId peer, LogIndex sent_last,
   p.next_index = next_index_after_reject(log_, p.match_index, reply);
 }
 
-Task<void> Node::send_snapshot(RoleState& role, NodeId peer, InstallSnapshotArgs args,
-                               std::uint64_t seq) {
+void Node::send_snapshot_to(RoleState& role, NodeId peer) {
+  // The entries the follower needs are compacted away: send the snapshot (Figure 13), from
+  // where the follower's last reply said it stands, one chunk per request.
   Progress& p = role.progress[peer.value];
-  const Inflight<Progress> inflight(p, true, 0);
+  URAFT_ASSERT(snapshot_.last_included_index == log_.snapshot_index());
+  if (p.snapshot_index != snapshot_.last_included_index) {
+    p.snapshot_index = snapshot_.last_included_index;  // A newer snapshot: from the start.
+    p.snapshot_offset = 0;
+  }
+  const std::size_t size = snapshot_.data.size();
+  const std::size_t offset = std::min<std::uint64_t>(p.snapshot_offset, size);
+  const std::size_t bytes = std::min(config_.snapshot_chunk_bytes, size - offset);
+  InstallSnapshotArgs args{current_term_,
+                           self_,
+                           snapshot_.last_included_index,
+                           snapshot_.last_included_term,
+                           offset,
+                           snapshot_.data.substr(offset, bytes),
+                           offset + bytes == size};
+  ++p.payload_inflight;
+  p.payload_bytes_inflight += bytes;
+  role.scope.spawn(
+      report_errors(this, send_snapshot(role, peer, std::move(args), bytes, p.sent_seq)));
+}
+
+Task<void> Node::send_snapshot(RoleState& role, NodeId peer, InstallSnapshotArgs args,
+                               std::size_t bytes, std::uint64_t seq) {
+  Progress& p = role.progress[peer.value];
+  const Inflight<Progress> inflight(p, true, bytes);
   const CancelToken token = co_await current_token();
   const Stamp stamp = stamp_of(role);
   check_stamp(token, stamp);
@@ -218,15 +244,23 @@ Task<void> Node::send_snapshot(RoleState& role, NodeId peer, InstallSnapshotArgs
   Message request = std::move(args);
   const RpcResult result = co_await rpc_.call(peer, std::move(request), config_.rpc_timeout);
   check_stamp(token, stamp);
-  if (!result.ok()) co_return;
-  const auto* reply = std::get_if<InstallSnapshotReply>(&*result.reply);
-  if (reply == nullptr) co_return;
+  const auto* reply = result.ok() ? std::get_if<InstallSnapshotReply>(&*result.reply) : nullptr;
+  if (reply == nullptr) {
+    // Lost, or refused by the transport: the same chunk goes with the next heartbeat.
+    p.resend_at = Loop::current().now() + config_.heartbeat_interval;
+    co_return;
+  }
   if (observe(reply->term)) check_stamp(token, stamp);  // Stepped down: throws Cancelled.
   if (reply->term != stamp.term) co_return;
   on_acked(role, p, seq);
-  // The follower holds the snapshot now, or had committed past it already: either way its
-  // log matches ours up to the snapshot.
-  on_match(role, peer, included);
+  if (reply->installed) {
+    // The follower holds the snapshot durably, or had committed past it already: either way
+    // its log matches ours up to the snapshot.
+    on_match(role, peer, included);
+    co_return;
+  }
+  // Go on from where the follower stands (past a lost chunk, or from 0 after its restart).
+  if (p.snapshot_index == included) p.snapshot_offset = reply->next_offset;
 }
 
 void Node::on_match(RoleState& role, NodeId peer, LogIndex matched) {

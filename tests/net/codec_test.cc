@@ -83,7 +83,7 @@ TEST_CASE("encoded messages are compact") {
   CHECK(vote.size() <= 8);
 
   CHECK(encode(RequestVoteReply{Term{42}, true}).size() == 2);
-  CHECK(encode(InstallSnapshotReply{Term{0}}).size() == 1);
+  CHECK(encode(InstallSnapshotReply{Term{0}}).size() == 3);
 }
 
 TEST_CASE("every strict prefix of a payload is rejected") {
@@ -124,7 +124,7 @@ TEST_CASE("malformed fields give their own typed error") {
         DecodeError::kOutOfRange);  // A status past kStatusLast.
   CHECK(decode(MessageType::kInstallSnapshotReply, std::string("\x80\x00", 2)).error ==
         DecodeError::kOverlongVarint);
-  CHECK(decode(MessageType::kInstallSnapshotReply, std::string("\x01\x00", 2)).error ==
+  CHECK(decode(MessageType::kInstallSnapshotReply, std::string("\x01\x00\x00\x00", 4)).error ==
         DecodeError::kTrailingBytes);
   CHECK(decode(MessageType::kClientRequest, std::string("\x05" "abcd", 5)).error ==
         DecodeError::kLengthExceedsInput);

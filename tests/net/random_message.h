@@ -63,7 +63,7 @@ inline Message random_message(MessageType type, Rng& rng) {
                                  random_u64(rng),           random_string(rng),
                                  random_bool(rng)};
     case MessageType::kInstallSnapshotReply:
-      return InstallSnapshotReply{random_int<Term>(rng)};
+      return InstallSnapshotReply{random_int<Term>(rng), random_u64(rng), random_bool(rng)};
     case MessageType::kClientRequest:
       return ClientRequest{random_string(rng)};
     case MessageType::kClientReply:

@@ -296,6 +296,57 @@ TEST_CASE("a follower behind the leader's snapshot gets it by InstallSnapshot") 
   loop->run(installs_snapshot(&c));
 }
 
+// A follower down while the others take a snapshot at index 25 (of `bytes`) restarts and
+// gets it from the leader, which keeps its term all along (heartbeats flow while chunks are
+// out). Crashed rather than cut off: a cut-off node's rising term would depose the leader.
+Task<void> installs_large_snapshot(Cluster* c, std::size_t bytes, Duration link_delay) {
+  co_await c->start_all();
+  const std::size_t l = co_await c->wait_leader();
+  const Term term = c->servers[l].node->current_term();
+  const std::size_t lagging = (l + 1) % 3;
+  co_await c->crash(lagging);
+  for (int i = 1; i <= 30; ++i)
+    (void)c->servers[l].node->start(numbered("x", static_cast<std::size_t>(i)));
+  CHECK(co_await c->wait_applied(30));  // On the two running nodes.
+  std::string state(bytes, 's');
+  state.replace(0, 8, "state@25");
+  for (std::size_t i = 0; i < 3; ++i) {
+    if (i != lagging) co_await c->servers[i].node->snapshot(LogIndex{25}, state);
+  }
+  const NodeId leader_id{static_cast<std::uint32_t>(l)};
+  const NodeId lagging_id{static_cast<std::uint32_t>(lagging)};
+  c->net.set_link(leader_id, lagging_id, LinkFaults{link_delay, link_delay, 0});
+  c->net.set_link(lagging_id, leader_id, LinkFaults{link_delay, link_delay, 0});
+  co_await c->start(lagging);
+  CHECK(co_await c->wait_applied(30));
+  const auto& applied = c->servers[lagging].applied;
+  REQUIRE(applied.size() == 6);
+  CHECK(applied[0].kind == ApplyMsg::Kind::kSnapshot);
+  CHECK(applied[0].index == LogIndex{25});
+  CHECK(applied[0].data == state);
+  for (const auto& s : c->servers) CHECK(s.node->current_term() == term);
+  CHECK(c->leader() == l);
+  co_await c->stop();
+}
+
+TEST_CASE("a snapshot larger than a frame reaches a lagging follower, in chunks") {
+  // Goal: no snapshot is too big to send (SimNetwork refuses requests above a frame, as a
+  // real transport does) and sending it costs no election.
+  auto loop = Loop::simulated({.seed = 3});
+  Cluster c(3);
+  loop->run(installs_large_snapshot(&c, (std::size_t{64} << 20) + 4096, Duration{0}));
+}
+
+TEST_CASE("a snapshot that takes several election timeouts to send costs no election") {
+  // Goal: heartbeats keep flowing while the chunks are out: 40 chunks over a 25 ms link
+  // take 2 s, against an election timeout of 300-600 ms.
+  auto loop = Loop::simulated({.seed = 3});
+  Config config = Config::lab();
+  config.snapshot_chunk_bytes = 16 * 1024;
+  Cluster c(3, config);
+  loop->run(installs_large_snapshot(&c, 40 * 16 * 1024, std::chrono::milliseconds(25)));
+}
+
 Task<void> figure8(Cluster* c) {
   co_await c->start_all();
   const std::size_t l1 = co_await c->wait_leader();
