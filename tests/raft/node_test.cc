@@ -347,6 +347,34 @@ TEST_CASE("a snapshot that takes several election timeouts to send costs no elec
   loop->run(installs_large_snapshot(&c, 40 * 16 * 1024, std::chrono::milliseconds(25)));
 }
 
+// The leader counts itself toward a majority only for entries on its own disk: with its
+// writes slow and one follower down, a command acknowledged by the other follower is on one
+// disk of three, and must not commit until the leader's write completes.
+Task<void> leader_counts_only_its_durable_entries(Cluster* c) {
+  co_await c->start_all();
+  const std::size_t l = co_await c->wait_leader();
+  co_await c->crash((l + 1) % 3);
+  const std::size_t follower = (l + 2) % 3;
+  c->servers[l].storage->set_write_delay(3s);
+  Node& leader = *c->servers[l].node;
+  const StartResult started = leader.start("x");
+  REQUIRE(started.is_leader);
+  co_await sleep_for(1s);
+  CHECK(c->servers[follower].node->log().last_index() == started.index);  // Acknowledged.
+  CHECK(leader.commit_index() < started.index);  // But the leader's own write is not done.
+  CHECK(leader.match_indexes()[l] < started.index);
+  co_await sleep_for(3s);
+  CHECK(leader.commit_index() == started.index);
+  co_await c->stop();
+}
+
+TEST_CASE("a leader does not count its own entries toward commit before they are durable") {
+  // Goal: the mutation "leader counts undurable entries" (self match = last log index).
+  auto loop = Loop::simulated({.seed = 5});
+  Cluster c(3);
+  loop->run(leader_counts_only_its_durable_entries(&c));
+}
+
 Task<void> figure8(Cluster* c) {
   co_await c->start_all();
   const std::size_t l1 = co_await c->wait_leader();
