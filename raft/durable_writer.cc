@@ -71,6 +71,10 @@ Task<void> DurableWriter::write_hard_state(HardState state) {
 Task<void> DurableWriter::write_snapshot(PendingSnapshot pending) {
   const LogIndex index = pending.record.last_included_index;
   URAFT_ASSERT(index > snapshot_durable_);
+  // Storage's log may not agree with ours up to the snapshot (a cut not yet rewritten: it
+  // holds another leader's entries there); then nothing it holds past the snapshot is known
+  // to be ours either. Drop it all; the log write that follows brings ours.
+  if (stored_match_ < index) pending.action = SnapshotLogAction::kDiscardLog;
   // Storage's log once this save is done (Storage::save_snapshot).
   if (pending.action == SnapshotLogAction::kDiscardLog) {
     stored_match_ = stored_last_ = index;

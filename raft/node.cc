@@ -376,8 +376,9 @@ Task<Message> Node::handle_install_snapshot(InstallSnapshotArgs args) {
     recognize_leader(args.leader_id);
     const SnapshotAction action = decide_install_snapshot(log_, current_term_, commit_index_, args);
     if (action == SnapshotAction::kIgnore) {
-      // Everything it holds is committed here already: the rest of it is not needed.
-      incoming_.reset();
+      // Everything it holds is committed here already: the rest of it is not needed (and a
+      // newer snapshot being assembled is kept).
+      if (incoming_ && incoming_->index <= args.last_included_index) incoming_.reset();
       reply.installed = true;
     } else if (receive_chunk(args)) {
       reply.next_offset = incoming_->data.size();
@@ -387,8 +388,9 @@ Task<Message> Node::handle_install_snapshot(InstallSnapshotArgs args) {
         reply.installed = true;
       }
     } else {
-      // Not the chunk that follows ours (one was lost, or we restarted): say where we stand.
-      reply.next_offset = incoming_ ? incoming_->data.size() : 0;
+      // Not the chunk that follows ours (one was lost, or we restarted): say where we stand
+      // in this snapshot (0: from its start).
+      reply.next_offset = assembling(args) ? incoming_->data.size() : 0;
     }
   }
   for (;;) {
@@ -409,17 +411,24 @@ bool Node::receive_chunk(InstallSnapshotArgs& args) {
   // Figure 13, receiver, 2-4: a chunk at offset 0 starts a new snapshot; a later one must
   // follow what we hold of the same snapshot from the same leader.
   if (args.offset == 0) {
+    // A late duplicate of an older snapshot from this leader does not replace a newer one.
+    if (incoming_ && incoming_->leader_term == args.term &&
+        incoming_->index > args.last_included_index) {
+      return false;
+    }
     incoming_ = IncomingSnapshot{args.term, args.last_included_index, args.last_included_term,
                                  std::move(args.data)};
     return true;
   }
-  const bool follows = incoming_ && incoming_->leader_term == args.term &&
-                       incoming_->index == args.last_included_index &&
-                       incoming_->term == args.last_included_term &&
-                       incoming_->data.size() == args.offset;
-  if (!follows) return false;
+  if (!assembling(args) || incoming_->data.size() != args.offset) return false;
   incoming_->data += args.data;
   return true;
+}
+
+bool Node::assembling(const InstallSnapshotArgs& args) const {
+  return incoming_ && incoming_->leader_term == args.term &&
+         incoming_->index == args.last_included_index &&
+         incoming_->term == args.last_included_term;
 }
 
 void Node::install_snapshot(SnapshotAction action, std::string data) {

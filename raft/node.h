@@ -242,6 +242,8 @@ class Node final : public RpcHandler {
   Task<Message> handle_install_snapshot(InstallSnapshotArgs args);
   // Takes the chunk into incoming_ if it starts a snapshot or follows what is there.
   bool receive_chunk(InstallSnapshotArgs& args);
+  // incoming_ holds chunks of the snapshot `args` is a chunk of.
+  bool assembling(const InstallSnapshotArgs& args) const;
   // Installs incoming_ (whose bytes are `data`), as the rules decided.
   void install_snapshot(SnapshotAction action, std::string data);
 

@@ -125,12 +125,13 @@ Task<void> Node::run_heartbeat_clock(RoleState& role) {
 
 void Node::send_to(RoleState& role, NodeId peer) {
   Progress& p = role.progress[peer.value];
-  p.last_send = Loop::current().now();
+  const TimePoint now = Loop::current().now();
+  p.last_send = now;
   p.commit_sent = commit_index_;
   p.sent_seq = ++role.send_seq;
   ++p.inflight;
   const bool behind_snapshot = p.next_index <= log_.snapshot_index();
-  if (behind_snapshot && p.payload_inflight == 0) {
+  if (behind_snapshot && p.payload_inflight == 0 && now >= p.resend_at) {
     send_snapshot_to(role, peer);
     return;
   }
@@ -245,13 +246,13 @@ Task<void> Node::send_snapshot(RoleState& role, NodeId peer, InstallSnapshotArgs
   const RpcResult result = co_await rpc_.call(peer, std::move(request), config_.rpc_timeout);
   check_stamp(token, stamp);
   const auto* reply = result.ok() ? std::get_if<InstallSnapshotReply>(&*result.reply) : nullptr;
-  if (reply == nullptr) {
-    // Lost, or refused by the transport: the same chunk goes with the next heartbeat.
+  if (reply != nullptr && observe(reply->term)) check_stamp(token, stamp);  // Throws Cancelled.
+  if (reply == nullptr || reply->term != stamp.term) {
+    // Lost, refused by the transport, or no answer in our term: the same chunk goes again
+    // after a heartbeat interval, never in a loop.
     p.resend_at = Loop::current().now() + config_.heartbeat_interval;
     co_return;
   }
-  if (observe(reply->term)) check_stamp(token, stamp);  // Stepped down: throws Cancelled.
-  if (reply->term != stamp.term) co_return;
   on_acked(role, p, seq);
   if (reply->installed) {
     // The follower holds the snapshot durably, or had committed past it already: either way

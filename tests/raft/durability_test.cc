@@ -219,6 +219,87 @@ Task<void> cut_during_write(GatedStorage* storage) {
   co_await scope.join();
 }
 
+// A snapshot queued while storage still holds a cut-off leader's entries below its index
+// (the rewrite not yet written) must not keep them: storage's suffix is not ours.
+Task<void> snapshot_over_unwritten_cut(GatedStorage* storage) {
+  Term term{1};
+  NodeId vote = kNoNode;
+  RaftLog log;
+  DurableWriter writer(*storage, term, vote, log);
+  writer.recovered(HardState{term, vote});
+  Scope scope;
+  scope.spawn(writer.run());
+  storage->open();
+  log.append(std::vector<LogEntry>{{Term{1}, "a"}, {Term{1}, "b"}, {Term{1}, "c"}, {Term{1}, "d"}});
+  writer.wake();
+  co_await writer.log_durable_to(LogIndex{4});
+  storage->close();
+  // A leader of term 2 replaces 2..4 with 2..3 of its own and commits them; the writer is
+  // held at the gate with the new term, before it has rewritten the log.
+  term = Term{2};
+  writer.wake();
+  co_await sleep_for(1ms);
+  log.truncate_suffix(LogIndex{2});
+  writer.log_cut(LogIndex{2});
+  log.append(std::vector<LogEntry>{{Term{2}, "B"}, {Term{2}, "C"}});
+  // The service snapshots at 3: the log keeps nothing after it.
+  log.compact_prefix(LogIndex{3});
+  writer.queue_snapshot(SnapshotRecord{LogIndex{3}, Term{2}, "state@3"},
+                        SnapshotLogAction::kKeepSuffix);
+  storage->open();
+  co_await writer.snapshot_durable_to(LogIndex{3});
+  co_await writer.log_durable_to(LogIndex{3});
+  const RecoveredState after = co_await storage->durable.load();
+  REQUIRE(after.snapshot.has_value());
+  CHECK(after.snapshot->last_included_index == LogIndex{3});
+  CHECK(after.entries.empty());  // Not term 1's entry 4.
+  writer.stop();
+  scope.cancel();
+  co_await scope.join();
+}
+
+TEST_CASE("a snapshot saved before a cut is rewritten drops storage's stale suffix") {
+  auto loop = Loop::simulated({.seed = 7});
+  GatedStorage storage;
+  loop->run(snapshot_over_unwritten_cut(&storage));
+}
+
+Task<InstallSnapshotReply> snapshot_reply(Node* node, InstallSnapshotArgs args) {
+  co_return std::get<InstallSnapshotReply>(co_await node->handle(args.leader_id, args));
+}
+
+// Chunks of a snapshot arrive with a late duplicate of an older one's first chunk between
+// them: the assembly goes on, and the follower names offsets only within one snapshot.
+Task<void> chunks_with_late_duplicate(GatedStorage* storage) {
+  SilentEndpoint rpc;
+  Scope scope;
+  storage->open();
+  Node node(NodeId{0}, 3, rpc, *storage, quiet_config(), RecoveredState{});
+  scope.spawn(node.run());
+  const NodeId leader{1};
+  const InstallSnapshotArgs first{Term{2}, leader, LogIndex{50}, Term{2}, 0, "new-", false};
+  const InstallSnapshotArgs stale{Term{2}, leader, LogIndex{40}, Term{2}, 0, "old-", false};
+  const InstallSnapshotArgs last{Term{2}, leader, LogIndex{50}, Term{2}, 4, "state", true};
+  const InstallSnapshotArgs stale_next{Term{2}, leader, LogIndex{40}, Term{2}, 4, "x", true};
+  CHECK((co_await snapshot_reply(&node, first)).next_offset == 4);
+  const InstallSnapshotReply late = co_await snapshot_reply(&node, stale);
+  CHECK_FALSE(late.installed);
+  CHECK(late.next_offset == 0);  // Of the older snapshot, nothing is held.
+  CHECK((co_await snapshot_reply(&node, stale_next)).next_offset == 0);
+  const InstallSnapshotReply done = co_await snapshot_reply(&node, last);
+  CHECK(done.installed);
+  REQUIRE(storage->durable.snapshot().has_value());
+  CHECK(storage->durable.snapshot()->data == "new-state");
+  node.kill();
+  co_await scope.join();
+}
+
+TEST_CASE("a late first chunk of an older snapshot does not derail the one being assembled") {
+  auto loop = Loop::simulated({.seed = 7});
+  GatedStorage storage;
+  loop->run(chunks_with_late_duplicate(&storage));
+}
+
 TEST_CASE("a write issued before a log cut does not make the cut-off part durable") {
   auto loop = Loop::simulated({.seed = 7});
   GatedStorage storage;
