@@ -1,7 +1,9 @@
 #!/usr/bin/env python3
 """Sums test cases over meson test logs: doctest's own counts for doctest programs, the
 last "N passed, M failed" line of our own runners, one case for any other test program.
-Prints per-directory totals, then "N passed, M failed" as the last line. Exits non-zero if anything failed or nothing ran."""
+A skipped test (exit status 77: something it needs is not on the machine) counts as neither,
+and is listed with a count of its own. Prints per-directory totals, then "N passed, M failed"
+as the last line. Exits non-zero if anything failed or nothing ran."""
 import json
 import re
 import sys
@@ -10,6 +12,7 @@ DOCTEST = re.compile(r"\[doctest\] test cases:\s*(\d+)\s*\|\s*(\d+) passed\s*\|\
 PLAIN = re.compile(r"^(\d+) passed, (\d+) failed$", re.MULTILINE)  # Our own runners (raft_lab).
 
 passed = failed = 0
+skipped = []
 for build_dir in sys.argv[1:]:
     dir_passed = dir_failed = 0
     try:
@@ -20,7 +23,10 @@ for build_dir in sys.argv[1:]:
         continue
     for line in log:
         entry = json.loads(line)
-        ok = entry.get("result") in ("OK", "EXPECTEDFAIL", "SKIP")
+        if entry.get("result") == "SKIP":
+            skipped.append(f"{build_dir}: {entry.get('name')}")
+            continue
+        ok = entry.get("result") in ("OK", "EXPECTEDFAIL")
         stdout = entry.get("stdout", "") or ""
         match = DOCTEST.search(stdout)
         plain = PLAIN.findall(stdout)
@@ -39,5 +45,9 @@ for build_dir in sys.argv[1:]:
     passed += dir_passed
     failed += dir_failed
 
+for name in skipped:
+    print(f"SKIPPED (not counted): {name}")
+if skipped:
+    print(f"{len(skipped)} skipped")
 print(f"{passed} passed, {failed} failed")
 sys.exit(1 if failed or passed == 0 else 0)
