@@ -129,10 +129,6 @@ Task<void> DurableWriter::next_write() {
   if (!stopped_) co_await published_.wait();
 }
 
-Task<void> DurableWriter::hard_state_durable(HardState wanted) {
-  while (!stopped_ && !hard_state_covers(hard_durable_, wanted)) co_await published_.wait();
-}
-
 Task<void> DurableWriter::log_durable_to(LogIndex index) {
   while (!stopped_ && log_durable_ < index) co_await published_.wait();
 }

@@ -60,10 +60,12 @@ class DurableWriter {
   const HardState& hard_durable() const noexcept { return hard_durable_; }
   LogIndex log_durable() const noexcept { return log_durable_; }
   LogIndex snapshot_durable() const noexcept { return snapshot_durable_; }
-  bool stopped() const noexcept { return stopped_; }
+  // The durable hard state covers `claim` and the log is durable up to `log_index`.
+  bool covers(const HardState& claim, LogIndex log_index) const noexcept {
+    return hard_state_covers(hard_durable_, claim) && log_durable_ >= log_index;
+  }
 
   // Complete once the watermark covers the claim, or the writer stopped. Cancellable.
-  Task<void> hard_state_durable(HardState wanted);
   Task<void> log_durable_to(LogIndex index);
   Task<void> snapshot_durable_to(LogIndex index);
   // Completes after the next completed write (or at stop()): for waiters whose claim is

@@ -59,9 +59,7 @@ Task<void> Node::run_candidate(RoleState& role) {
   const TimePoint deadline = Loop::current().now() + random_election_timeout();
   // The log, term and self-vote are durable before anyone is asked (persist before send):
   // a restart can neither vote for another in this term nor lead with a shorter log.
-  const HardState self_vote{current_term_, self_};
-  while (!hard_state_covers(writer_.hard_durable(), self_vote) ||
-         writer_.log_durable() < log_.last_index()) {
+  while (!writer_.covers(HardState{current_term_, self_}, log_.last_index())) {
     co_await writer_.next_write();
     check_stamp(token, stamp);
   }

@@ -329,7 +329,7 @@ Task<Message> Node::handle_request_vote(RequestVoteArgs args) {
     // Safe: a grant once the vote is durable (a restart cannot vote again in this term), a
     // refusal once its term is (a restart cannot go back to an older term).
     const HardState claim{reply.term, reply.vote_granted ? args.candidate_id : kNoNode};
-    if (hard_state_covers(writer_.hard_durable(), claim)) co_return reply;
+    if (writer_.covers(claim, LogIndex{0})) co_return reply;
     co_await writer_.next_write();
   }
 }
@@ -361,8 +361,8 @@ Task<Message> Node::handle_append_entries(AppendEntriesArgs args) {
     // Safe: the term is durable, and a success only once every entry up to match_index is
     // on disk as in our log (the leader counts them toward commit). Entries a former leader
     // sent and this node has not written yet are written by the same writer first.
-    if (hard_state_covers(writer_.hard_durable(), HardState{reply.term, kNoNode}) &&
-        (!reply.success || writer_.log_durable() >= reply.match_index)) {
+    if (writer_.covers(HardState{reply.term, kNoNode},
+                       reply.success ? reply.match_index : LogIndex{0})) {
       co_return reply;
     }
     co_await writer_.next_write();
@@ -383,7 +383,7 @@ Task<Message> Node::handle_install_snapshot(InstallSnapshotArgs args) {
     } else if (receive_chunk(args)) {
       reply.next_offset = incoming_->data.size();
       if (args.done) {
-        install_snapshot(action, std::move(incoming_->data));
+        install_snapshot(action, std::move(*incoming_));
         incoming_.reset();
         reply.installed = true;
       }
@@ -399,8 +399,8 @@ Task<Message> Node::handle_install_snapshot(InstallSnapshotArgs args) {
     // Safe: the term is durable, and "installed" (the leader counts our match index at the
     // snapshot) only once the log is durable up to it: a save completed, or the committed
     // entries it covers are written.
-    if (hard_state_covers(writer_.hard_durable(), HardState{reply.term, kNoNode}) &&
-        (!reply.installed || writer_.log_durable() >= args.last_included_index)) {
+    if (writer_.covers(HardState{reply.term, kNoNode},
+                       reply.installed ? args.last_included_index : LogIndex{0})) {
       co_return reply;
     }
     co_await writer_.next_write();
@@ -431,9 +431,9 @@ bool Node::assembling(const InstallSnapshotArgs& args) const {
          incoming_->term == args.last_included_term;
 }
 
-void Node::install_snapshot(SnapshotAction action, std::string data) {
-  const LogIndex index = incoming_->index;
-  const Term term = incoming_->term;
+void Node::install_snapshot(SnapshotAction action, IncomingSnapshot snapshot) {
+  const LogIndex index = snapshot.index;
+  const Term term = snapshot.term;
   SnapshotLogAction log_action = SnapshotLogAction::kKeepSuffix;
   if (action == SnapshotAction::kKeepSuffix) {
     log_.compact_prefix(index);
@@ -447,7 +447,7 @@ void Node::install_snapshot(SnapshotAction action, std::string data) {
   }
   // Figure 13, receiver, 8: reset the state machine from the snapshot: the applier hands it
   // on before anything after it; commit and apply move up to it.
-  snapshot_ = SnapshotRecord{index, term, std::move(data)};
+  snapshot_ = SnapshotRecord{index, term, std::move(snapshot.data)};
   writer_.queue_snapshot(snapshot_, log_action);
   snapshot_to_apply_ = true;
   set_commit_index(index);

@@ -166,6 +166,15 @@ class Node final : public RpcHandler {
   std::uint64_t read_rounds() const noexcept { return read_gen_finished_; }
 
  private:
+  // A snapshot a follower is receiving in chunks: from the leader of which term, its last
+  // included index and term, and its bytes so far.
+  struct IncomingSnapshot {
+    Term leader_term;
+    LogIndex index;
+    Term term;
+    std::string data;
+  };
+
   // The leader's view of one follower (Figure 2, Volatile state on leaders).
   struct Progress {
     LogIndex next_index;       // Next entry to send; at or below the snapshot: send the snapshot.
@@ -244,8 +253,8 @@ class Node final : public RpcHandler {
   bool receive_chunk(InstallSnapshotArgs& args);
   // incoming_ holds chunks of the snapshot `args` is a chunk of.
   bool assembling(const InstallSnapshotArgs& args) const;
-  // Installs incoming_ (whose bytes are `data`), as the rules decided.
-  void install_snapshot(SnapshotAction action, std::string data);
+  // Installs a snapshot received whole, as the rules decided.
+  void install_snapshot(SnapshotAction action, IncomingSnapshot snapshot);
 
   // --- election.cc ---
   Task<void> run_follower(RoleState& role);
@@ -303,12 +312,6 @@ class Node final : public RpcHandler {
   RaftLog log_;
   SnapshotRecord snapshot_;  // The latest snapshot (index 0: none), kept for InstallSnapshot.
   // Follower: the chunks of a leader's snapshot received so far (Figure 13, receiver 2-4).
-  struct IncomingSnapshot {
-    Term leader_term;
-    LogIndex index;
-    Term term;
-    std::string data;
-  };
   std::optional<IncomingSnapshot> incoming_;
   DurableWriter writer_;
 
