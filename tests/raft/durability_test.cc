@@ -92,176 +92,172 @@ Config quiet_config() {
   return c;
 }
 
-Task<void> repeated_vote(GatedStorage* storage) {
+using NodeBody = Task<void> (*)(Node*, GatedStorage*);
+
+Task<void> drive_node(GatedStorage* storage, NodeBody body) {
   SilentEndpoint rpc;
   Scope scope;
   storage->open();
   Node node(NodeId{0}, 3, rpc, *storage, quiet_config(), RecoveredState{});
   scope.spawn(node.run());
-  const RequestVoteArgs vote{Term{3}, NodeId{1}, LogIndex{0}, Term{0}};
-  const std::vector<Message> replies = co_await twice_while_closed(&node, storage, vote);
-  for (const Message& m : replies) CHECK(std::get<RequestVoteReply>(m).vote_granted);
-  CHECK(storage->durable.hard_state() == HardState{Term{3}, NodeId{1}});
+  co_await body(&node, storage);
   node.kill();
   co_await scope.join();
 }
 
-TEST_CASE("a repeated RequestVote is not granted before the vote is durable") {
+// Runs `body` on node 0 of 3, fresh, on a simulated loop over an open GatedStorage.
+void run_on_node(NodeBody body) {
   auto loop = Loop::simulated({.seed = 7});
   GatedStorage storage;
-  loop->run(repeated_vote(&storage));
+  loop->run(drive_node(&storage, body));
 }
 
-Task<void> repeated_term_bump(GatedStorage* storage) {
-  SilentEndpoint rpc;
-  Scope scope;
-  storage->open();
-  Node node(NodeId{0}, 3, rpc, *storage, quiet_config(), RecoveredState{});
-  scope.spawn(node.run());
+// Node 0 takes term 2 from leader 1, durably: later writes are held back alone.
+Task<void> enter_term_2(Node* node) {
+  const AppendEntriesArgs heartbeat{Term{2}, NodeId{1}, LogIndex{0}, Term{0}, {}, LogIndex{0}};
+  (void)co_await node->handle(NodeId{1}, heartbeat);
+}
+
+Task<void> repeated_vote(Node* node, GatedStorage* storage) {
+  const RequestVoteArgs vote{Term{3}, NodeId{1}, LogIndex{0}, Term{0}};
+  const std::vector<Message> replies = co_await twice_while_closed(node, storage, vote);
+  for (const Message& m : replies) CHECK(std::get<RequestVoteReply>(m).vote_granted);
+  CHECK(storage->durable.hard_state() == HardState{Term{3}, NodeId{1}});
+}
+
+TEST_CASE("a repeated RequestVote is not granted before the vote is durable") {
+  run_on_node(repeated_vote);
+}
+
+Task<void> repeated_term_bump(Node* node, GatedStorage* storage) {
   const AppendEntriesArgs heartbeat{Term{4}, NodeId{1}, LogIndex{0}, Term{0}, {}, LogIndex{0}};
-  const std::vector<Message> replies = co_await twice_while_closed(&node, storage, heartbeat);
+  const std::vector<Message> replies = co_await twice_while_closed(node, storage, heartbeat);
   for (const Message& m : replies) {
     CHECK(std::get<AppendEntriesReply>(m).success);
     CHECK(std::get<AppendEntriesReply>(m).term == Term{4});
   }
   CHECK(storage->durable.hard_state().current_term == Term{4});
-  node.kill();
-  co_await scope.join();
 }
 
 TEST_CASE("a repeated AppendEntries of a newer term is not answered before the term is durable") {
-  auto loop = Loop::simulated({.seed = 7});
-  GatedStorage storage;
-  loop->run(repeated_term_bump(&storage));
+  run_on_node(repeated_term_bump);
 }
 
-Task<void> repeated_entries(GatedStorage* storage) {
-  SilentEndpoint rpc;
-  Scope scope;
-  storage->open();
-  Node node(NodeId{0}, 3, rpc, *storage, quiet_config(), RecoveredState{});
-  scope.spawn(node.run());
-  const AppendEntriesArgs term{Term{2}, NodeId{1}, LogIndex{0}, Term{0}, {}, LogIndex{0}};
-  (void)co_await node.handle(NodeId{1}, term);
+Task<void> repeated_entries(Node* node, GatedStorage* storage) {
+  co_await enter_term_2(node);
   AppendEntriesArgs append{Term{2}, NodeId{1}, LogIndex{0}, Term{0}, {}, LogIndex{0}};
   append.entries = {LogEntry{Term{2}, "a"}, LogEntry{Term{2}, "b"}};
-  const std::vector<Message> replies = co_await twice_while_closed(&node, storage, append);
+  const std::vector<Message> replies = co_await twice_while_closed(node, storage, append);
   for (const Message& m : replies) {
     CHECK(std::get<AppendEntriesReply>(m).success);
     CHECK(std::get<AppendEntriesReply>(m).match_index == LogIndex{2});
   }
   CHECK(storage->durable.last_index() == LogIndex{2});
-  node.kill();
-  co_await scope.join();
 }
 
 TEST_CASE("a repeated AppendEntries does not acknowledge entries before they are durable") {
-  auto loop = Loop::simulated({.seed = 7});
-  GatedStorage storage;
-  loop->run(repeated_entries(&storage));
+  run_on_node(repeated_entries);
 }
 
-Task<void> repeated_snapshot(GatedStorage* storage) {
-  SilentEndpoint rpc;
-  Scope scope;
-  storage->open();
-  Node node(NodeId{0}, 3, rpc, *storage, quiet_config(), RecoveredState{});
-  scope.spawn(node.run());
+Task<void> repeated_snapshot(Node* node, GatedStorage* storage) {
   // The term is durable first: only the snapshot's own save is held back below.
-  const AppendEntriesArgs term{Term{2}, NodeId{1}, LogIndex{0}, Term{0}, {}, LogIndex{0}};
-  (void)co_await node.handle(NodeId{1}, term);
+  co_await enter_term_2(node);
   const InstallSnapshotArgs install{Term{2}, NodeId{1}, LogIndex{50}, Term{1}, 0, "state", true};
-  const std::vector<Message> replies = co_await twice_while_closed(&node, storage, install);
+  const std::vector<Message> replies = co_await twice_while_closed(node, storage, install);
   for (const Message& m : replies) CHECK(std::get<InstallSnapshotReply>(m).term == Term{2});
   REQUIRE(storage->durable.snapshot().has_value());
   CHECK(storage->durable.snapshot()->last_included_index == LogIndex{50});
-  node.kill();
-  co_await scope.join();
 }
 
 TEST_CASE("a repeated InstallSnapshot is not acknowledged before the first install is durable") {
-  auto loop = Loop::simulated({.seed = 7});
-  GatedStorage storage;
-  loop->run(repeated_snapshot(&storage));
+  run_on_node(repeated_snapshot);
 }
 
-Task<void> cut_during_write(GatedStorage* storage) {
+// What a DurableWriter reads (a node's term, vote and log), and the writer, from term 1.
+struct WriterUnderTest {
+  explicit WriterUnderTest(Storage& storage) : writer(storage, term, vote, log) {
+    writer.recovered(HardState{term, vote});
+  }
   Term term{1};
   NodeId vote = kNoNode;
   RaftLog log;
-  DurableWriter writer(*storage, term, vote, log);
-  writer.recovered(HardState{term, vote});
+  DurableWriter writer;
+};
+
+using WriterBody = Task<void> (*)(WriterUnderTest*, GatedStorage*);
+
+Task<void> drive_writer(GatedStorage* storage, WriterBody body) {
+  WriterUnderTest w(*storage);
   Scope scope;
-  scope.spawn(writer.run());
-  storage->durable.set_write_delay(10ms);
-  storage->close();
-  log.append(std::vector<LogEntry>{{Term{1}, "a"}, {Term{1}, "b"}, {Term{1}, "c"}});
-  writer.wake();
-  co_await sleep_for(1ms);  // The write of 1..3 is issued, held at the gate.
-  // A newer leader's entry replaces 2..3 while that write is in flight.
-  term = Term{2};
-  log.truncate_suffix(LogIndex{2});
-  writer.log_cut(LogIndex{2});
-  log.append(LogEntry{Term{2}, "B"});
-  writer.wake();
-  CHECK(writer.log_durable() == LogIndex{0});
-  storage->open();
-  co_await writer.next_write();  // 1..3 at term 1: only 1 is still the node's log.
-  CHECK(writer.log_durable() == LogIndex{1});
-  CHECK(writer.hard_durable() == HardState{Term{1}, kNoNode});
-  co_await writer.log_durable_to(LogIndex{2});
-  // The hard state went first: the entry of term 2 is durable after its term.
-  CHECK(writer.hard_durable() == HardState{Term{2}, kNoNode});
-  CHECK(writer.log_writes() == 2);
-  CHECK(storage->durable.last_index() == LogIndex{2});
-  writer.stop();
+  scope.spawn(w.writer.run());
+  co_await body(&w, storage);
+  w.writer.stop();
   scope.cancel();
   co_await scope.join();
+}
+
+// Runs `body` on a fresh writer on a simulated loop over a GatedStorage (closed).
+void run_on_writer(WriterBody body) {
+  auto loop = Loop::simulated({.seed = 7});
+  GatedStorage storage;
+  loop->run(drive_writer(&storage, body));
+}
+
+Task<void> cut_during_write(WriterUnderTest* w, GatedStorage* storage) {
+  storage->durable.set_write_delay(10ms);
+  storage->close();
+  w->log.append(std::vector<LogEntry>{{Term{1}, "a"}, {Term{1}, "b"}, {Term{1}, "c"}});
+  w->writer.wake();
+  co_await sleep_for(1ms);  // The write of 1..3 is issued, held at the gate.
+  // A newer leader's entry replaces 2..3 while that write is in flight.
+  w->term = Term{2};
+  w->log.truncate_suffix(LogIndex{2});
+  w->writer.log_cut(LogIndex{2});
+  w->log.append(LogEntry{Term{2}, "B"});
+  w->writer.wake();
+  CHECK(w->writer.log_durable() == LogIndex{0});
+  storage->open();
+  co_await w->writer.next_write();  // 1..3 at term 1: only 1 is still the node's w->log.
+  CHECK(w->writer.log_durable() == LogIndex{1});
+  CHECK(w->writer.hard_durable() == HardState{Term{1}, kNoNode});
+  co_await w->writer.log_durable_to(LogIndex{2});
+  // The hard state went first: the entry of term 2 is durable after its term.
+  CHECK(w->writer.hard_durable() == HardState{Term{2}, kNoNode});
+  CHECK(w->writer.log_writes() == 2);
+  CHECK(storage->durable.last_index() == LogIndex{2});
 }
 
 // A snapshot queued while storage still holds a cut-off leader's entries below its index
 // (the rewrite not yet written) must not keep them: storage's suffix is not ours.
-Task<void> snapshot_over_unwritten_cut(GatedStorage* storage) {
-  Term term{1};
-  NodeId vote = kNoNode;
-  RaftLog log;
-  DurableWriter writer(*storage, term, vote, log);
-  writer.recovered(HardState{term, vote});
-  Scope scope;
-  scope.spawn(writer.run());
+Task<void> snapshot_over_unwritten_cut(WriterUnderTest* w, GatedStorage* storage) {
   storage->open();
-  log.append(std::vector<LogEntry>{{Term{1}, "a"}, {Term{1}, "b"}, {Term{1}, "c"}, {Term{1}, "d"}});
-  writer.wake();
-  co_await writer.log_durable_to(LogIndex{4});
+  w->log.append(std::vector<LogEntry>{{Term{1}, "a"}, {Term{1}, "b"}, {Term{1}, "c"}, {Term{1}, "d"}});
+  w->writer.wake();
+  co_await w->writer.log_durable_to(LogIndex{4});
   storage->close();
   // A leader of term 2 replaces 2..4 with 2..3 of its own and commits them; the writer is
-  // held at the gate with the new term, before it has rewritten the log.
-  term = Term{2};
-  writer.wake();
+  // held at the gate with the new term, before it has rewritten the w->log.
+  w->term = Term{2};
+  w->writer.wake();
   co_await sleep_for(1ms);
-  log.truncate_suffix(LogIndex{2});
-  writer.log_cut(LogIndex{2});
-  log.append(std::vector<LogEntry>{{Term{2}, "B"}, {Term{2}, "C"}});
+  w->log.truncate_suffix(LogIndex{2});
+  w->writer.log_cut(LogIndex{2});
+  w->log.append(std::vector<LogEntry>{{Term{2}, "B"}, {Term{2}, "C"}});
   // The service snapshots at 3: the log keeps nothing after it.
-  log.compact_prefix(LogIndex{3});
-  writer.queue_snapshot(SnapshotRecord{LogIndex{3}, Term{2}, "state@3"},
+  w->log.compact_prefix(LogIndex{3});
+  w->writer.queue_snapshot(SnapshotRecord{LogIndex{3}, Term{2}, "state@3"},
                         SnapshotLogAction::kKeepSuffix);
   storage->open();
-  co_await writer.snapshot_durable_to(LogIndex{3});
-  co_await writer.log_durable_to(LogIndex{3});
+  co_await w->writer.snapshot_durable_to(LogIndex{3});
+  co_await w->writer.log_durable_to(LogIndex{3});
   const RecoveredState after = co_await storage->durable.load();
   REQUIRE(after.snapshot.has_value());
   CHECK(after.snapshot->last_included_index == LogIndex{3});
   CHECK(after.entries.empty());  // Not term 1's entry 4.
-  writer.stop();
-  scope.cancel();
-  co_await scope.join();
 }
 
 TEST_CASE("a snapshot saved before a cut is rewritten drops storage's stale suffix") {
-  auto loop = Loop::simulated({.seed = 7});
-  GatedStorage storage;
-  loop->run(snapshot_over_unwritten_cut(&storage));
+  run_on_writer(snapshot_over_unwritten_cut);
 }
 
 Task<InstallSnapshotReply> snapshot_reply(Node* node, InstallSnapshotArgs args) {
@@ -270,40 +266,29 @@ Task<InstallSnapshotReply> snapshot_reply(Node* node, InstallSnapshotArgs args) 
 
 // Chunks of a snapshot arrive with a late duplicate of an older one's first chunk between
 // them: the assembly goes on, and the follower names offsets only within one snapshot.
-Task<void> chunks_with_late_duplicate(GatedStorage* storage) {
-  SilentEndpoint rpc;
-  Scope scope;
-  storage->open();
-  Node node(NodeId{0}, 3, rpc, *storage, quiet_config(), RecoveredState{});
-  scope.spawn(node.run());
+Task<void> chunks_with_late_duplicate(Node* node, GatedStorage* storage) {
   const NodeId leader{1};
   const InstallSnapshotArgs first{Term{2}, leader, LogIndex{50}, Term{2}, 0, "new-", false};
   const InstallSnapshotArgs stale{Term{2}, leader, LogIndex{40}, Term{2}, 0, "old-", false};
   const InstallSnapshotArgs last{Term{2}, leader, LogIndex{50}, Term{2}, 4, "state", true};
   const InstallSnapshotArgs stale_next{Term{2}, leader, LogIndex{40}, Term{2}, 4, "x", true};
-  CHECK((co_await snapshot_reply(&node, first)).next_offset == 4);
-  const InstallSnapshotReply late = co_await snapshot_reply(&node, stale);
+  CHECK((co_await snapshot_reply(node, first)).next_offset == 4);
+  const InstallSnapshotReply late = co_await snapshot_reply(node, stale);
   CHECK_FALSE(late.installed);
   CHECK(late.next_offset == 0);  // Of the older snapshot, nothing is held.
-  CHECK((co_await snapshot_reply(&node, stale_next)).next_offset == 0);
-  const InstallSnapshotReply done = co_await snapshot_reply(&node, last);
+  CHECK((co_await snapshot_reply(node, stale_next)).next_offset == 0);
+  const InstallSnapshotReply done = co_await snapshot_reply(node, last);
   CHECK(done.installed);
   REQUIRE(storage->durable.snapshot().has_value());
   CHECK(storage->durable.snapshot()->data == "new-state");
-  node.kill();
-  co_await scope.join();
 }
 
 TEST_CASE("a late first chunk of an older snapshot does not derail the one being assembled") {
-  auto loop = Loop::simulated({.seed = 7});
-  GatedStorage storage;
-  loop->run(chunks_with_late_duplicate(&storage));
+  run_on_node(chunks_with_late_duplicate);
 }
 
 TEST_CASE("a write issued before a log cut does not make the cut-off part durable") {
-  auto loop = Loop::simulated({.seed = 7});
-  GatedStorage storage;
-  loop->run(cut_during_write(&storage));
+  run_on_writer(cut_during_write);
 }
 
 }  // namespace
