@@ -50,7 +50,8 @@ std::uint32_t get_u32(std::string_view in, std::size_t at) {
 // Runs `work` on a helper thread and completes when it has returned; the loop keeps turning
 // meanwhile (heartbeats, elections, reads). For serializing and restoring the store, which
 // take long enough with many keys (hundreds of ms) that a leader blocked on them would lose
-// its leadership. The caller guarantees that nothing on the loop writes what `work` touches
+// its leadership. On virtual time it runs inline instead: a thread would make the simulated
+// run depend on real time. The caller guarantees that nothing on the loop writes what `work` touches
 // until this completes (the applier is the store's only writer, and it is the caller). Not
 // cancellable: the thread's work cannot be abandoned half-way.
 struct HelperDone {
@@ -59,6 +60,10 @@ struct HelperDone {
 
 Task<void> run_on_helper_thread(std::function<void()> work) {
   Loop& loop = Loop::current();
+  if (loop.uring_backend() == nullptr) {
+    work();
+    co_return;
+  }
   PostQueue& queue = loop.post_queue();
   auto state = std::make_shared<HelperDone>();
   std::thread helper([state, &queue, work = std::move(work)] {

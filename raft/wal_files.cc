@@ -2,11 +2,13 @@
 
 #include <dirent.h>
 #include <fcntl.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <cerrno>
+#include <string>
 
 namespace uraft {
 
@@ -87,6 +89,36 @@ IoResult UringFiles::truncate(int fd, std::uint64_t size) {
   if (::ftruncate(fd, static_cast<off_t>(size)) != 0) return IoResult{-errno};
   return IoResult{0};
 }
+
+IoResult UringFiles::open_dir(const std::string& path) {
+  if (::mkdir(path.c_str(), 0755) != 0 && errno != EEXIST) return IoResult{-errno};
+  const int fd = ::open(path.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  return IoResult{fd < 0 ? -errno : fd};
+}
+
+IoResult UringFiles::lock(int dir_fd, const std::string& name, std::string& holder) {
+  const int fd = ::openat(dir_fd, name.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+  if (fd < 0) return IoResult{-errno};
+  if (::flock(fd, LOCK_EX | LOCK_NB) != 0) {
+    const int error = errno;
+    char pid[32] = {};
+    const ssize_t n = ::pread(fd, pid, sizeof pid - 1, 0);
+    holder = n > 0 ? std::string(pid, static_cast<std::size_t>(n)) : "?";
+    while (!holder.empty() && (holder.back() == '\n' || holder.back() == ' ')) holder.pop_back();
+    ::close(fd);
+    return IoResult{-error};
+  }
+  const std::string pid = std::to_string(::getpid()) + "\n";
+  if (::ftruncate(fd, 0) != 0 ||
+      ::pwrite(fd, pid.data(), pid.size(), 0) != static_cast<ssize_t>(pid.size())) {
+    const int error = errno;
+    ::close(fd);
+    return IoResult{-error};
+  }
+  return IoResult{fd};
+}
+
+void UringFiles::close_now(int fd) noexcept { ::close(fd); }
 
 // --- FaultyFiles ---
 

@@ -35,6 +35,15 @@ class WalFiles {
   virtual std::vector<std::string> list(int dir_fd) = 0;
   virtual IoResult file_size(int fd, std::uint64_t& size) = 0;
   virtual IoResult truncate(int fd, std::uint64_t size) = 0;
+  // Synchronous, used only while opening: creates the directory `path` if missing and opens
+  // it (res is its fd).
+  virtual IoResult open_dir(const std::string& path) = 0;
+  // Opens `name` in the directory, takes an exclusive lock on it without waiting and writes
+  // this process's id into it (res is its fd; closing it releases the lock). EWOULDBLOCK: held
+  // by another process, whose id `holder` receives.
+  virtual IoResult lock(int dir_fd, const std::string& name, std::string& holder) = 0;
+  // Synchronous close, for destructors and error paths.
+  virtual void close_now(int fd) noexcept = 0;
 };
 
 class UringFiles final : public WalFiles {
@@ -51,6 +60,9 @@ class UringFiles final : public WalFiles {
   std::vector<std::string> list(int dir_fd) override;
   IoResult file_size(int fd, std::uint64_t& size) override;
   IoResult truncate(int fd, std::uint64_t size) override;
+  IoResult open_dir(const std::string& path) override;
+  IoResult lock(int dir_fd, const std::string& name, std::string& holder) override;
+  void close_now(int fd) noexcept override;
 };
 
 // Fails operations on purpose. Counters let a test assert what was attempted.
@@ -82,6 +94,11 @@ class FaultyFiles final : public WalFiles {
   std::vector<std::string> list(int dir_fd) override { return inner_->list(dir_fd); }
   IoResult file_size(int fd, std::uint64_t& size) override { return inner_->file_size(fd, size); }
   IoResult truncate(int fd, std::uint64_t size) override { return inner_->truncate(fd, size); }
+  IoResult open_dir(const std::string& path) override { return inner_->open_dir(path); }
+  IoResult lock(int dir_fd, const std::string& name, std::string& holder) override {
+    return inner_->lock(dir_fd, name, holder);
+  }
+  void close_now(int fd) noexcept override { inner_->close_now(fd); }
 
  private:
   bool take_space(std::uint64_t bytes) noexcept;

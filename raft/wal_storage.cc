@@ -9,9 +9,6 @@
 #include "raft/wal_storage.h"
 
 #include <fcntl.h>
-#include <sys/file.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
 #include <algorithm>
 #include <cerrno>
@@ -560,9 +557,9 @@ WalStorage::~WalStorage() {
   // Writes in flight belong to the writer task: close() must have waited for them.
   URAFT_ASSERT(!writer_running_);
   if (!closed_) {
-    if (segment_fd_ >= 0) ::close(segment_fd_);
-    if (dir_fd_ >= 0) ::close(dir_fd_);
-    if (lock_fd_ >= 0) ::close(lock_fd_);
+    if (segment_fd_ >= 0) files_->close_now(segment_fd_);
+    if (dir_fd_ >= 0) files_->close_now(dir_fd_);
+    if (lock_fd_ >= 0) files_->close_now(lock_fd_);
   }
 }
 
@@ -578,34 +575,18 @@ void WalStorage::warn(std::string line) {
 Task<std::unique_ptr<WalStorage>> WalStorage::open(std::string dir, WalOptions options) {
   std::unique_ptr<WalStorage> self(new WalStorage(dir, std::move(options)));
   WalFiles& files = *self->files_;
-  if (::mkdir(dir.c_str(), 0755) != 0 && errno != EEXIST) {
-    throw WalRecoveryError(dir, 0, std::string("cannot create the data directory: ") + std::strerror(errno));
-  }
-  self->dir_fd_ = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (self->dir_fd_ < 0) {
-    throw WalRecoveryError(dir, 0, std::string("cannot open the data directory: ") + std::strerror(errno));
-  }
-  const std::string lock_path = dir + "/" + kLockName;
-  self->lock_fd_ = ::openat(self->dir_fd_, kLockName.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
-  if (self->lock_fd_ < 0) {
-    throw WalRecoveryError(lock_path, 0, std::string("cannot open the lock file: ") + std::strerror(errno));
-  }
-  if (::flock(self->lock_fd_, LOCK_EX | LOCK_NB) != 0) {
-    const int error = errno;
-    char pid[32] = {};
-    const ssize_t n = ::pread(self->lock_fd_, pid, sizeof pid - 1, 0);
-    std::string holder = n > 0 ? std::string(pid, static_cast<std::size_t>(n)) : "?";
-    while (!holder.empty() && (holder.back() == '\n' || holder.back() == ' ')) holder.pop_back();
-    throw WalRecoveryError(lock_path, 0,
-                           error == EWOULDBLOCK
+  const IoResult dir_fd = files.open_dir(dir);
+  if (!dir_fd.ok()) throw WalRecoveryError(dir, 0, "cannot open the data directory: " + dir_fd.message());
+  self->dir_fd_ = dir_fd.res;
+  std::string holder;
+  const IoResult lock_fd = files.lock(self->dir_fd_, kLockName, holder);
+  if (!lock_fd.ok()) {
+    throw WalRecoveryError(dir + "/" + kLockName, 0,
+                           lock_fd.error() == EWOULDBLOCK
                                ? "the data directory is in use by another process (pid " + holder + ")"
-                               : std::string("cannot lock: ") + std::strerror(error));
+                               : "cannot lock: " + lock_fd.message());
   }
-  const std::string pid = std::to_string(::getpid()) + "\n";
-  if (::ftruncate(self->lock_fd_, 0) != 0 ||
-      ::pwrite(self->lock_fd_, pid.data(), pid.size(), 0) != static_cast<ssize_t>(pid.size())) {
-    throw WalRecoveryError(lock_path, 0, std::string("cannot write the lock file: ") + std::strerror(errno));
-  }
+  self->lock_fd_ = lock_fd.res;
 
   Impl::Scan scan = co_await Impl::scan(files, self->dir_fd_, dir, self->options_.group_bytes_max);
 
@@ -666,8 +647,8 @@ Task<void> WalStorage::close() {
   co_await writer_scope_.join();
   closed_ = true;
   if (segment_fd_ >= 0) (void)co_await files_->close(std::exchange(segment_fd_, -1));
-  ::close(std::exchange(dir_fd_, -1));
-  ::close(std::exchange(lock_fd_, -1));  // Releases the lock.
+  files_->close_now(std::exchange(dir_fd_, -1));
+  files_->close_now(std::exchange(lock_fd_, -1));  // Releases the lock.
 }
 
 std::vector<std::string> WalStorage::segment_names() const {
@@ -955,7 +936,7 @@ Task<void> WalStorage::write_snapshot(Stage& stage) {
     co_await sync(fd, false, tmp);
   } catch (...) {
     (void)files_->truncate(fd, 0);
-    ::close(fd);
+    files_->close_now(fd);
     throw;
   }
   (void)co_await files_->close(fd);
