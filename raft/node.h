@@ -188,7 +188,8 @@ class Node final : public RpcHandler {
     TimePoint last_send;
     LogIndex commit_sent;  // The leader_commit of the last request sent.
     // Sending the snapshot (next_index at or below it), one chunk at a time: the snapshot's
-    // index and the offset of the next chunk; after a failed chunk, not before resend_at.
+    // index and the offset of the next chunk. After a failed chunk, or failed entries, the
+    // next one waits for resend_at (a heartbeat later).
     LogIndex snapshot_index;
     std::uint64_t snapshot_offset = 0;
     TimePoint resend_at;

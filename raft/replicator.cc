@@ -75,7 +75,7 @@ bool Node::should_send(const RoleState& role, const Progress& p, TimePoint now) 
   // Figure 2, Leaders, 1: heartbeats during idle periods to prevent election timeouts.
   if (now >= p.last_send + config_.heartbeat_interval) return true;
   // Figure 2, Leaders, 3: send entries from next_index (or the snapshot, if they are gone);
-  // a lost snapshot chunk is sent again with the next heartbeat, not in a loop.
+  // lost entries or a lost snapshot chunk go again with the next heartbeat, not in a loop.
   if (entries_to_send(p) && now >= p.resend_at) return true;
   // A new commit index: tell the follower now rather than at the next heartbeat.
   return p.commit_sent < commit_index_;
@@ -177,11 +177,16 @@ Task<void> Node::send_append(RoleState& role, NodeId peer, AppendEntriesArgs arg
   const RpcResult result = co_await rpc_.call(peer, std::move(request), config_.rpc_timeout);
   check_stamp(token, stamp);
   if (!result.ok()) {
-    // Lost: the next heartbeat carries the same entries. A pipelining leader sent later ones
-    // past them, so it goes back to sending from the match index, one request at a time.
-    if (payload && p.pipelining) {
-      p.pipelining = false;
-      p.next_index = LogIndex{p.match_index.value + 1};
+    // Lost: the next heartbeat carries the same entries, not the next loop turn (a failure
+    // can come back at once — a dropped reply, a refused connection — and resending at once
+    // would spin). A pipelining leader sent later ones past them, so it goes back to sending
+    // from the match index, one request at a time.
+    if (payload) {
+      p.resend_at = Loop::current().now() + config_.heartbeat_interval;
+      if (p.pipelining) {
+        p.pipelining = false;
+        p.next_index = LogIndex{p.match_index.value + 1};
+      }
     }
     co_return;
   }

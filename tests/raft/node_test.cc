@@ -347,6 +347,38 @@ TEST_CASE("a snapshot that takes several election timeouts to send costs no elec
   loop->run(installs_large_snapshot(&c, 40 * 16 * 1024, std::chrono::milliseconds(25)));
 }
 
+// A failed AppendEntries can come back at once (a dropped reply, a refused connection): the
+// entries go again with the next heartbeat, not in a loop that never lets time pass. (Found
+// by cluster_sim: a one-way link losing every reply spun the leader.) The tap stops a
+// spinning leader so that the test fails rather than hangs.
+Task<void> lost_replies_wait_for_a_heartbeat(Cluster* c) {
+  co_await c->start_all();
+  const std::size_t l = co_await c->wait_leader();
+  const NodeId leader_id{static_cast<std::uint32_t>(l)};
+  const NodeId follower{static_cast<std::uint32_t>((l + 1) % 3)};
+  std::uint64_t requests = 0;
+  c->net.set_tap([&](NodeId from, NodeId to, const Message& request, const Message* reply) {
+    const auto* ae = std::get_if<AppendEntriesArgs>(&request);
+    if (reply == nullptr && from == leader_id && to == follower && ae && !ae->entries.empty()) {
+      if (++requests == 1000) c->servers[l].node->kill();
+    }
+  });
+  c->net.set_link(follower, leader_id, LinkFaults{0ms, 0ms, 1000});  // Every reply lost.
+  REQUIRE(c->servers[l].node->start("x").is_leader);
+  co_await sleep_for(1s);
+  CHECK(requests >= 5);   // It keeps trying...
+  CHECK(requests <= 20);  // ...about once per heartbeat (100 ms).
+  c->net.set_tap(nullptr);
+  co_await c->stop();
+}
+
+TEST_CASE("entries whose replies are lost go again a heartbeat later, not in a busy loop") {
+  auto loop = Loop::simulated({.seed = 5});
+  Cluster c(3);
+  c.net.set_long_delays(false);
+  loop->run(lost_replies_wait_for_a_heartbeat(&c));
+}
+
 // The leader counts itself toward a majority only for entries on its own disk: with its
 // writes slow and one follower down, a command acknowledged by the other follower is on one
 // disk of three, and must not commit until the leader's write completes.
