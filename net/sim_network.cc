@@ -27,6 +27,10 @@ TimePoint deadline_after(TimePoint now, Duration timeout) {
 
 // A link's extra delay, uniform in [delay_min, delay_max].
 Duration draw_delay(Rng& rng, const LinkFaults& faults) {
+  if (faults.tail_per_mille > 0 && rng.uniform(0, 999) < faults.tail_per_mille) {
+    const auto tail = static_cast<std::uint64_t>((faults.tail_max - faults.delay_max).count());
+    return faults.delay_max + Duration(static_cast<Duration::rep>(rng.uniform(0, tail)));
+  }
   const auto spread = static_cast<std::uint64_t>((faults.delay_max - faults.delay_min).count());
   return faults.delay_min + Duration(static_cast<Duration::rep>(rng.uniform(0, spread)));
 }
@@ -417,12 +421,16 @@ Task<RpcResult> SimNetwork::process_request(Endpoint* end, NodeId to, Message re
     }
     const End waited = co_await Wait(*this, loop.now() + draw_delay(rng, *faults), deadline);
     if (waited != End::kReached) co_return Wait::failure(waited);
+    if (faults->duplicate_per_mille > 0 && !std::holds_alternative<ClientRequest>(request) &&
+        rng.uniform(0, 999) < faults->duplicate_per_mille && !server->deleted) {
+      server->handlers.spawn(dispatch(this, server, from, to, request, std::make_shared<Dispatch>()));
+    }
   }
 
   // 3. Run the handler in a task of its own, so that the call can keep checking whether the
   // server has been killed; check every 100 ms, as labrpc polls.
   auto slot = std::make_shared<Dispatch>();
-  server->handlers.spawn(dispatch(this, server, from, std::move(request), slot));
+  server->handlers.spawn(dispatch(this, server, from, to, std::move(request), slot));
   bool dead = false;
   while (!slot->done && !dead) {
     const End waited =
@@ -469,14 +477,20 @@ Task<RpcResult> SimNetwork::process_request(Endpoint* end, NodeId to, Message re
 }
 
 // labrpc Server.dispatch: count the invocation, run the handler, hand back its reply.
-Task<void> SimNetwork::dispatch(SimNetwork* net, Server* server, NodeId from, Message request,
-                                std::shared_ptr<Dispatch> slot) {
+Task<void> SimNetwork::dispatch(SimNetwork* net, Server* server, NodeId from, NodeId to,
+                                Message request, std::shared_ptr<Dispatch> slot) {
   // Deleted between the spawn and this first run: its handler object may already be gone,
   // so it does not run (labrpc would run it, and then fail the call as we do).
   if (!server->deleted) {
     ++server->rpc_count;
+    std::optional<Message> seen;
+    if (net->tap_) {
+      net->tap_(from, to, request, nullptr);
+      seen.emplace(request);
+    }
     try {
       slot->reply.emplace(co_await server->handler->handle(from, std::move(request)));
+      if (seen && !server->deleted) net->tap_(from, to, *seen, &*slot->reply);
     } catch (const Cancelled&) {
       // Cancelled by crash() or close(): no reply.
     } catch (...) {

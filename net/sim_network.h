@@ -7,6 +7,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <exception>
+#include <functional>
 #include <map>
 #include <memory>
 #include <string>
@@ -28,6 +29,12 @@ struct LinkFaults {
   Duration delay_min{};              // Each message on the link is delayed by a time drawn
   Duration delay_max{};              // uniformly from [delay_min, delay_max].
   std::uint32_t loss_per_mille = 0;  // Chance that a message on the link is lost, in 1/1000.
+  std::uint32_t tail_per_mille = 0;  // Chance that the delay is drawn from [delay_max,
+  Duration tail_max{};               // tail_max] instead: a heavy tail.
+  // Chance that a Raft request is delivered twice (the copy's reply is lost). Raft's RPCs
+  // must shrug off duplicates; a forwarded ClientRequest is not idempotent, and relies on
+  // the transport never duplicating it (TCP does not), so it is never duplicated here.
+  std::uint32_t duplicate_per_mille = 0;
 };
 
 // The labrpc model in brief (spec/raft-lab-tests.md §3). Every call counts toward
@@ -116,6 +123,12 @@ class SimNetwork {
   // LinkFaults{} clears them.
   void set_link(NodeId from, NodeId to, LinkFaults faults);
 
+  // Sees every request as its handler starts (reply null) and every reply a handler returned
+  // (with its request), whether or not the network then delivers it: a simulator's checkers
+  // read the wire here rather than trusting what nodes say about themselves.
+  using Tap = std::function<void(NodeId from, NodeId to, const Message& request, const Message* reply)>;
+  void set_tap(Tap tap) { tap_ = std::move(tap); }
+
   // --- counters (labrpc GetCount, GetTotalCount, GetTotalBytes) ---
   // Handler invocations of node i's current server (0 if it has none).
   std::uint64_t rpc_count(NodeId id) const;
@@ -155,8 +168,8 @@ class SimNetwork {
 
   Task<RpcResult> call(Endpoint* end, NodeId to, Message request, Duration timeout);
   Task<RpcResult> process_request(Endpoint* end, NodeId to, Message request, TimePoint deadline);
-  static Task<void> dispatch(SimNetwork* net, Server* server, NodeId from, Message request,
-                             std::shared_ptr<Dispatch> slot);
+  static Task<void> dispatch(SimNetwork* net, Server* server, NodeId from, NodeId to,
+                             Message request, std::shared_ptr<Dispatch> slot);
 
   // Declared first, destroyed last: every server's Scope and every waiting call hold a
   // callback on it.
@@ -176,6 +189,7 @@ class SimNetwork {
   Event calls_idle_;  // Set while calls_in_flight_ == 0.
   std::exception_ptr handler_error_;
   std::string scratch_;  // Reused buffer for measuring encoded sizes.
+  Tap tap_;
 };
 
 }  // namespace uraft
