@@ -1,0 +1,723 @@
+#include "tests/sim/cluster.h"
+
+#include <cstdio>
+#include <cstdlib>
+#include <deque>
+#include <functional>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string_view>
+#include <utility>
+
+#include "core/loop.h"
+#include "core/scope.h"
+#include "core/when.h"
+#include "kv/batch.h"
+#include "kv/service.h"
+#include "net/sim_network.h"
+#include "raft/node.h"
+#include "raft/wal_storage.h"
+#include "tests/sim/history.h"
+#include "tests/sim/sim_fs.h"
+#include "tests/sim/wire_checker.h"
+
+namespace uraft::sim {
+
+using namespace std::chrono_literals;
+
+namespace {
+
+constexpr std::size_t kTraceKept = 300;
+constexpr Duration kClientTimeout = 8s;  // Above kv::kJobTimeout: the service answers first.
+constexpr Duration kSampleInterval = 50ms;
+const std::string kDataDir = "/sim/data";
+
+Duration ms(std::uint64_t n) { return std::chrono::milliseconds(n); }
+
+// One running uraftd: its storage, node and service, and the tasks that run them.
+struct Instance {
+  std::unique_ptr<WalStorage> wal;
+  std::unique_ptr<Node> node;
+  std::unique_ptr<kv::Service> service;
+  Scope scope;
+  std::vector<std::weak_ptr<kv::Job>> jobs;  // Sent to it by the clients.
+  std::string failure;  // Set when its node stopped on an error.
+  LogIndex applied;     // The highest applied index the sampler saw.
+};
+
+struct Peer {
+  std::shared_ptr<SimFs> fs = std::make_shared<SimFs>();
+  std::unique_ptr<Instance> live;
+  bool refused = false;     // Its WAL refused to recover: it stays down.
+  bool corrupted = false;   // A bit was flipped on its disk.
+  TimePoint restart_at{};   // While down: when the nemesis brings it back.
+  double clock_rate = 1.0;  // Its timers run this much slower than real time.
+};
+
+class Cluster {
+ public:
+  explicit Cluster(const SimOptions& options)
+      : options_(options), net_(options.nodes), wire_(options.nodes), peers_(options.nodes) {}
+
+  Task<void> run(SimResult& result);
+
+ private:
+  NodeId id(std::size_t i) const { return NodeId{static_cast<std::uint32_t>(i)}; }
+  Rng& rng() { return Loop::current().rng(); }
+  void event(std::string what);
+  void violation(std::string what);
+  bool failed() const { return !violations_.empty() || !wire_.violations().empty(); }
+
+  Task<void> start(std::size_t i);
+  Task<void> crash(std::size_t i);
+  static Task<void> run_node(Cluster* self, Instance* inst, std::size_t i);
+  static Task<void> client(Cluster* self, std::uint32_t c);
+  Task<bool> execute(std::size_t node, std::vector<std::vector<std::string>> commands,
+                     std::vector<Op> ops, bool write);
+  static Task<void> nemesis(Cluster* self);
+  Task<void> nemesis_step();
+  static Task<void> sampler(Cluster* self);
+  void sample();
+  Task<void> heal_and_check_liveness();
+  Config config_for(std::size_t i) const;
+
+  const SimOptions options_;
+  SimNetwork net_;
+  WireChecker wire_;
+  std::vector<Peer> peers_;
+  std::vector<Op> history_;
+  std::uint64_t seq_ = 0;
+  std::map<std::uint64_t, std::size_t> digests_;  // Applied index -> digest of the store.
+  std::map<std::uint64_t, std::size_t> digest_node_;
+  std::vector<std::string> violations_;
+  std::deque<std::string> trace_;
+  SimResult* result_ = nullptr;
+  bool faults_on_ = true;
+  std::size_t flipped_ = 0;  // Peers whose disk had a bit flipped (at most a minority).
+  static constexpr std::uint64_t kInstantMessagesMax = 200'000;
+  TimePoint instant_{};
+  std::uint64_t instant_messages_ = 0;
+};
+
+void Cluster::event(std::string what) {
+  const auto t = std::chrono::duration_cast<std::chrono::microseconds>(Loop::current().now().time_since_epoch());
+  char stamp[32];
+  std::snprintf(stamp, sizeof stamp, "%9.3f ", static_cast<double>(t.count()) / 1e6);
+  std::string line = stamp + what;
+  if (options_.trace_all) std::fprintf(stderr, "%s\n", line.c_str());
+  trace_.push_back(std::move(line));
+  if (trace_.size() > kTraceKept) trace_.pop_front();
+}
+
+void Cluster::violation(std::string what) {
+  event("VIOLATION " + what);
+  violations_.push_back(std::move(what));
+}
+
+Config Cluster::config_for(std::size_t i) const {
+  Config c = Config::production();
+  // Clock skew: a node whose clock runs slow waits longer for everything.
+  const double rate = peers_[i].clock_rate;
+  auto scale = [rate](Duration d) { return Duration{static_cast<Duration::rep>(static_cast<double>(d.count()) * rate)}; };
+  c.heartbeat_interval = scale(c.heartbeat_interval);
+  c.election_timeout_min = scale(c.election_timeout_min);
+  c.election_timeout_max = scale(c.election_timeout_max);
+  c.snapshot_chunk_bytes = 16 * 1024;  // Small: transfers take several chunks.
+  c.append_bytes_max = 64 * 1024;
+  return c;
+}
+
+// --- node lifecycle ---
+
+Task<void> Cluster::start(std::size_t i) {
+  Peer& p = peers_[i];
+  if (p.live || p.refused) co_return;
+  WalOptions wo;
+  wo.files = p.fs;
+  wo.segment_bytes = 256 * 1024;  // Small: segments rotate and get compacted often.
+  wo.group_bytes_max = 64 * 1024;
+  wo.warn = [this, i](std::string_view line) { event("node " + std::to_string(i) + " wal: " + std::string(line)); };
+  auto inst = std::make_unique<Instance>();
+  RecoveredState recovered;
+  std::string refusal;
+  try {
+    inst->wal = co_await WalStorage::open(kDataDir, wo);
+    recovered = co_await inst->wal->load();
+  } catch (const WalRecoveryError& e) {
+    refusal = e.what();
+  }
+  if (!refusal.empty()) {
+    p.refused = true;
+    ++result_->refusals;
+    event("node " + std::to_string(i) + " refuses to start: " + refusal);
+    if (!p.corrupted) violation("node " + std::to_string(i) + " refused a disk no bit flip touched: " + refusal);
+    if (inst->wal) co_await inst->wal->close();
+    co_return;
+  }
+  wire_.on_restart(id(i), recovered);
+  inst->node = std::make_unique<Node>(id(i), options_.nodes, net_.endpoint(id(i)), *inst->wal, config_for(i),
+                                      recovered);
+  kv::ServiceOptions so;
+  so.snapshot_log_bytes = 4 * 1024 + 1024 * i;  // Snapshots come often, at different times.
+  try {
+    inst->service = std::make_unique<kv::Service>(*inst->node, net_.endpoint(id(i)), so, recovered.snapshot);
+  } catch (const std::exception& e) {
+    refusal = e.what();
+  }
+  if (!refusal.empty()) {
+    p.refused = true;
+    ++result_->refusals;
+    event("node " + std::to_string(i) + " refuses its snapshot: " + refusal);
+    if (!p.corrupted) violation("node " + std::to_string(i) + " refused a snapshot no bit flip touched");
+    co_await inst->wal->close();
+    co_return;
+  }
+  inst->service->serve();
+  net_.connect(id(i));
+  ++result_->restarts;
+  event("node " + std::to_string(i) + " starts: term " + std::to_string(recovered.hard_state.current_term.value) +
+        ", snapshot " + std::to_string(recovered.snapshot ? recovered.snapshot->last_included_index.value : 0) +
+        ", " + std::to_string(recovered.entries.size()) + " entries");
+  Instance* raw = inst.get();
+  p.live = std::move(inst);
+  raw->scope.spawn(run_node(this, raw, i));
+}
+
+Task<void> Cluster::run_node(Cluster* self, Instance* inst, std::size_t i) {
+  Scope tasks(co_await current_token());
+  tasks.spawn(inst->service->run());
+  try {
+    co_await inst->node->run();
+  } catch (const Cancelled&) {
+    throw;
+  } catch (const std::exception& e) {
+    inst->failure = e.what();
+    ++self->result_->node_failures;
+    self->event("node " + std::to_string(i) + " stopped: " + e.what());
+    inst->node->kill();
+  }
+  try {
+    co_await tasks.join();
+  } catch (const Cancelled&) {
+    throw;
+  } catch (const std::exception& e) {
+    if (inst->failure.empty()) inst->failure = e.what();
+    self->event("node " + std::to_string(i) + " service stopped: " + e.what());
+  }
+}
+
+// The process dies between two loop turns: the disk keeps what it keeps, the network forgets
+// the node; then its objects are torn down (nothing they do reaches the disk or the wire).
+Task<void> Cluster::crash(std::size_t i) {
+  Peer& p = peers_[i];
+  if (!p.live) co_return;
+  const std::uint64_t lost = p.fs->crash(rng());
+  result_->writes_lost += lost;
+  ++result_->crashes;
+  event("node " + std::to_string(i) + " crashes (" + std::to_string(lost) + " unsynced disk operations lost)");
+  std::unique_ptr<Instance> inst = std::move(p.live);
+  co_await net_.crash(id(i));
+  inst->node->kill();
+  inst->scope.cancel();
+  try {
+    co_await inst->scope.join();
+  } catch (const std::exception&) {
+  }
+  try {
+    co_await inst->wal->close();
+  } catch (const std::exception&) {
+  }
+  // Jobs it held never get an answer: their clients stop waiting.
+  for (auto& weak : inst->jobs) {
+    if (auto job = weak.lock(); job && !job->done) job->finished.set();
+  }
+  p.restart_at = Loop::current().now() + ms(rng().uniform(100, 3000));
+}
+
+// --- clients ---
+
+// Reads one RESP reply into the history's form; nullopt: an error that leaves the outcome
+// unknown. `not_applied` is set for errors that promise the command did not take effect.
+std::optional<std::string> parse_reply(std::string_view r, bool& not_applied) {
+  not_applied = false;
+  if (r.empty()) return std::nullopt;
+  auto line = r.substr(1, r.find("\r\n") - 1);
+  switch (r[0]) {
+    case '+':
+      return std::string(line);
+    case ':':
+      return std::string(line);
+    case '$': {
+      if (line == "-1") return std::string("nil");
+      const std::size_t start = r.find("\r\n") + 2;
+      return "=" + std::string(r.substr(start, r.size() - start - 2));
+    }
+    case '-':
+      if (line.starts_with("ERR value is not an integer")) return std::string("ERR");
+      not_applied = line.find("was not applied") != std::string_view::npos || line == "TRYAGAIN no leader";
+      return std::nullopt;
+    default:
+      return std::nullopt;
+  }
+}
+
+Task<bool> nap(Duration d) {
+  co_await sleep_for(d);
+  co_return false;
+}
+Task<bool> wait_finished(std::shared_ptr<kv::Job> job) {
+  co_await job->finished.wait();
+  co_return true;
+}
+
+// Sends `commands` as one job to `node`; `ops` are their per-key records (each command's
+// ops in order, MGET/MSET giving several). Returns true if every command got an answer.
+Task<bool> Cluster::execute(std::size_t node, std::vector<std::vector<std::string>> commands,
+                            std::vector<Op> ops, bool write) {
+  const std::uint64_t call = ++seq_;
+  Instance* inst = peers_[node].live.get();
+  if (inst == nullptr || !inst->failure.empty()) co_return false;  // Nothing was sent.
+  auto job = std::make_shared<kv::Job>();
+  job->access = write ? kv::Access::kWrite : kv::Access::kRead;
+  std::vector<std::vector<std::string_view>> argv;
+  for (const auto& c : commands) argv.emplace_back(c.begin(), c.end());
+  job->batch = kv::encode_batch(argv);
+  job->commands = commands.size();
+  inst->jobs.push_back(job);
+  inst->scope.spawn(inst->service->execute(job));
+  std::vector<Task<bool>> race;
+  race.push_back(wait_finished(job));
+  race.push_back(nap(kClientTimeout));
+  co_await when_any(std::move(race));
+  const std::uint64_t ret = ++seq_;
+  // Which ops belong to which command: MGET/MSET carry several keys.
+  std::size_t at = 0;
+  bool all_ok = job->done;
+  for (std::size_t c = 0; c < commands.size(); ++c) {
+    const bool multi = commands[c][0] == "MGET" || commands[c][0] == "MSET";
+    const std::size_t keys = multi ? (commands[c][0] == "MGET" ? commands[c].size() - 1 : (commands[c].size() - 1) / 2) : 1;
+    std::optional<std::string> out;
+    bool not_applied = false;
+    std::vector<std::string> mget_values;
+    if (job->done) {
+      const std::string_view r = job->replies.reply(c);
+      if (commands[c][0] == "MGET" && !r.empty() && r[0] == '*') {
+        // *n then n bulk strings.
+        std::size_t pos = r.find("\r\n") + 2;
+        for (std::size_t k = 0; k < keys; ++k) {
+          const std::size_t eol = r.find("\r\n", pos);
+          const std::string_view head = r.substr(pos, eol - pos);
+          if (head == "$-1") {
+            mget_values.push_back("nil");
+            pos = eol + 2;
+          } else {
+            const std::size_t len = std::stoul(std::string(head.substr(1)));
+            mget_values.push_back("=" + std::string(r.substr(eol + 2, len)));
+            pos = eol + 2 + len + 2;
+          }
+        }
+        out = "";
+      } else {
+        out = parse_reply(r, not_applied);
+      }
+    }
+    for (std::size_t k = 0; k < keys; ++k, ++at) {
+      Op op = std::move(ops[at]);
+      op.call = call;
+      op.ret = ret;
+      ++result_->ops;
+      if (out) {
+        op.out = commands[c][0] == "MGET" ? mget_values[k] : *out;
+        ++result_->ops_ok;
+      } else if (op.kind == OpKind::kGet || not_applied) {
+        all_ok = false;
+        continue;  // A read that returned nothing, or a write that surely did not happen.
+      } else {
+        op.indeterminate = true;
+        ++result_->ops_indeterminate;
+        all_ok = false;
+      }
+      history_.push_back(std::move(op));
+    }
+  }
+  co_return all_ok;
+}
+
+Task<void> Cluster::client(Cluster* self, std::uint32_t c) {
+  Rng& rng = self->rng();
+  std::size_t node = rng.uniform(0, self->options_.nodes - 1);
+  std::uint64_t n = 0;
+  for (;;) {
+    auto key = [&] { return std::string(1, 'k').append(std::to_string(rng.uniform(0, self->options_.keys - 1))); };
+    const std::string value = std::string(1, 'c').append(std::to_string(c)).append(".").append(std::to_string(++n));
+    std::vector<std::vector<std::string>> commands;
+    std::vector<Op> ops;
+    bool write = true;
+    switch (rng.uniform(0, 9)) {
+      case 0: case 1: {
+        const std::string k = key();
+        commands.push_back({"SET", k, value});
+        ops.push_back(Op{OpKind::kSet, k, value});
+        break;
+      }
+      case 2: case 3: case 4: {
+        const std::string k = key();
+        commands.push_back({"GET", k});
+        ops.push_back(Op{OpKind::kGet, k, ""});
+        write = false;
+        break;
+      }
+      case 5: {
+        const std::string k = key();
+        commands.push_back({"INCR", k});
+        ops.push_back(Op{OpKind::kIncr, k, ""});
+        break;
+      }
+      case 6: {
+        const std::string k = key();
+        commands.push_back({"APPEND", k, value});
+        ops.push_back(Op{OpKind::kAppend, k, value});
+        break;
+      }
+      case 7: {
+        const std::string k = key();
+        commands.push_back({"DEL", k});
+        ops.push_back(Op{OpKind::kDel, k, ""});
+        break;
+      }
+      case 8: {
+        std::string a = key(), b = key();
+        if (a == b) b = a == "k0" ? "k1" : "k0";
+        commands.push_back({"MSET", a, value + "a", b, value + "b"});
+        ops.push_back(Op{OpKind::kSet, a, value + "a"});
+        ops.push_back(Op{OpKind::kSet, b, value + "b"});
+        break;
+      }
+      default: {
+        std::string a = key(), b = key();
+        if (a == b) b = a == "k0" ? "k1" : "k0";
+        commands.push_back({"MGET", a, b});
+        ops.push_back(Op{OpKind::kGet, a, ""});
+        ops.push_back(Op{OpKind::kGet, b, ""});
+        write = false;
+        break;
+      }
+    }
+    for (Op& op : ops) op.client = c;
+    const bool ok = co_await self->execute(node, std::move(commands), std::move(ops), write);
+    if (!ok) node = rng.uniform(0, self->options_.nodes - 1);  // As a client would: try another.
+    co_await sleep_for(ms(rng.uniform(0, 20)));
+  }
+}
+
+// --- checkers that sample the nodes' stores ---
+
+void Cluster::sample() {
+  for (std::size_t i = 0; i < peers_.size(); ++i) {
+    Instance* inst = peers_[i].live.get();
+    if (inst == nullptr || !inst->service) continue;
+    const LogIndex applied = inst->service->applied_index();
+    if (applied < inst->applied) {
+      violation("node " + std::to_string(i) + " applied index went back from " + std::to_string(inst->applied.value) +
+                " to " + std::to_string(applied.value));
+    }
+    inst->applied = applied;
+    std::string bytes;
+    inst->service->store().snapshot(bytes);
+    const std::size_t digest = std::hash<std::string>()(bytes);
+    auto [it, fresh] = digests_.emplace(applied.value, digest);
+    if (fresh) {
+      digest_node_[applied.value] = i;
+    } else if (it->second != digest) {
+      violation("State Machine Safety: node " + std::to_string(i) + " and node " +
+                std::to_string(digest_node_[applied.value]) + " differ at applied index " +
+                std::to_string(applied.value));
+    }
+  }
+}
+
+Task<void> Cluster::sampler(Cluster* self) {
+  for (;;) {
+    self->sample();
+    co_await sleep_for(kSampleInterval);
+  }
+}
+
+// --- the nemesis ---
+
+Task<void> Cluster::nemesis(Cluster* self) {
+  for (;;) {
+    co_await sleep_for(ms(self->rng().uniform(50, 800)));
+    co_await self->nemesis_step();
+  }
+}
+
+Task<void> Cluster::nemesis_step() {
+  Rng& r = rng();
+  const std::size_t n = options_.nodes;
+  const TimePoint now = Loop::current().now();
+  // The supervisor: a node stopped by an error is restarted, a crashed one comes back.
+  for (std::size_t i = 0; i < n; ++i) {
+    Peer& p = peers_[i];
+    if (p.live && !p.live->failure.empty()) co_await crash(i);
+    if (!p.live && !p.refused && now >= p.restart_at) co_await start(i);
+  }
+  std::vector<std::string> kinds;
+  if (options_.net_faults) kinds.insert(kinds.end(), {"partition", "heal", "links", "unreliable", "isolate-leader"});
+  if (options_.process_faults) kinds.insert(kinds.end(), {"crash", "crash", "pause"});
+  if (options_.disk_faults) kinds.insert(kinds.end(), {"slow-disk", "disk-errors", "disk-full", "bit-flip"});
+  if (kinds.empty()) co_return;
+  const std::string kind = kinds[r.uniform(0, kinds.size() - 1)];
+  if (kind == "partition") {
+    std::vector<std::vector<NodeId>> groups(2);
+    for (std::size_t i = 0; i < n; ++i) groups[r.uniform(0, 1)].push_back(id(i));
+    net_.partition(groups);
+    std::string g;
+    for (auto& grp : groups) {
+      g += " {";
+      for (NodeId x : grp) g += std::to_string(x.value);
+      g += "}";
+    }
+    event("nemesis: partition" + g);
+  } else if (kind == "heal") {
+    net_.heal();
+    for (std::size_t a = 0; a < n; ++a)
+      for (std::size_t b = 0; b < n; ++b) net_.set_link(id(a), id(b), LinkFaults{});
+    event("nemesis: heal the network");
+  } else if (kind == "links") {
+    const std::size_t a = r.uniform(0, n - 1), b = (a + r.uniform(1, n - 1)) % n;
+    LinkFaults f;
+    switch (r.uniform(0, 3)) {
+      case 0: f.loss_per_mille = 1000; break;  // One way only.
+      case 1: f.delay_min = ms(1); f.delay_max = ms(30); f.tail_per_mille = 50; f.tail_max = ms(3000); break;
+      case 2: f.duplicate_per_mille = 300; f.delay_max = ms(20); break;
+      default: f.loss_per_mille = 300; f.delay_max = ms(100); break;
+    }
+    net_.set_link(id(a), id(b), f);
+    event("nemesis: link " + std::to_string(a) + "->" + std::to_string(b) + " loss " +
+          std::to_string(f.loss_per_mille) + "/1000, delay up to " +
+          std::to_string(std::chrono::duration_cast<std::chrono::milliseconds>(std::max(f.delay_max, f.tail_max)).count()) +
+          " ms, duplicates " + std::to_string(f.duplicate_per_mille) + "/1000");
+  } else if (kind == "unreliable") {
+    const bool on = r.uniform(0, 1) == 1;
+    net_.set_reliable(!on);
+    net_.set_long_reordering(on && r.uniform(0, 1) == 1);
+    event(std::string("nemesis: network ") + (on ? "unreliable" : "reliable"));
+  } else if (kind == "isolate-leader") {
+    // The node that led the highest term seen, cut off with a minority (or alone).
+    for (std::size_t i = 0; i < n; ++i) {
+      if (peers_[i].live && peers_[i].live->node->role() == Role::kLeader) {
+        std::vector<std::vector<NodeId>> groups(2);
+        groups[0].push_back(id(i));
+        for (std::size_t j = 0; j < n; ++j) {
+          if (j != i) groups[groups[0].size() < (n - 1) / 2 && r.uniform(0, 1) == 1 ? 0 : 1].push_back(id(j));
+        }
+        net_.partition(groups);
+        event("nemesis: isolate leader " + std::to_string(i) + " with " + std::to_string(groups[0].size() - 1) + " others");
+        break;
+      }
+    }
+  } else if (kind == "crash") {
+    const std::size_t i = r.uniform(0, n - 1);
+    if (peers_[i].live) {
+      co_await crash(i);
+      // While it is down, its disk may rot: a bit flips in a record at rest (never the newest
+      // segment, whose tail a torn write may legitimately cut). At most a minority of disks.
+      if (options_.disk_faults && flipped_ < (n - 1) / 2 && r.uniform(0, 9) == 0) {
+        const bool snapshot = r.uniform(0, 1) == 1;
+        if (auto what = peers_[i].fs->flip_bit(r, kDataDir, snapshot ? "snapshot-" : "wal-", !snapshot)) {
+          peers_[i].corrupted = true;
+          ++flipped_;
+          event("nemesis: bit flip on node " + std::to_string(i) + ": " + *what);
+        }
+      }
+    }
+  } else if (kind == "pause") {
+    // A stall (GC-like): everything to and from the node waits, then arrives late.
+    const std::size_t i = r.uniform(0, n - 1);
+    const Duration pause = ms(r.uniform(500, 3000));
+    for (std::size_t j = 0; j < n; ++j) {
+      if (j == i) continue;
+      LinkFaults f;
+      f.delay_min = pause;
+      f.delay_max = pause + ms(10);
+      net_.set_link(id(i), id(j), f);
+      net_.set_link(id(j), id(i), f);
+    }
+    event("nemesis: pause node " + std::to_string(i) + " for " +
+          std::to_string(std::chrono::duration_cast<std::chrono::milliseconds>(pause).count()) + " ms");
+  } else if (kind == "slow-disk") {
+    const std::size_t i = r.uniform(0, n - 1);
+    SimDiskOptions o = peers_[i].fs->options();
+    o.sync_tail_per_mille = o.sync_tail_per_mille ? 0 : 100;
+    peers_[i].fs->set_options(o);
+    event("nemesis: node " + std::to_string(i) + " disk " + (o.sync_tail_per_mille ? "slow (tail to 2 s)" : "fast"));
+  } else if (kind == "disk-errors") {
+    const std::size_t i = r.uniform(0, n - 1);
+    SimDiskOptions o = peers_[i].fs->options();
+    o.eio_per_million = o.eio_per_million ? 0 : 2000;
+    peers_[i].fs->set_options(o);
+    event("nemesis: node " + std::to_string(i) + " disk " + (o.eio_per_million ? "fails 0.2% of I/O with EIO" : "healthy"));
+  } else if (kind == "disk-full") {
+    const std::size_t i = r.uniform(0, n - 1);
+    const bool full = r.uniform(0, 1) == 1;
+    peers_[i].fs->set_space_left(full ? r.uniform(0, 64 * 1024) : UINT64_MAX);
+    event("nemesis: node " + std::to_string(i) + " disk " + (full ? "nearly full" : "has space"));
+  }
+}
+
+Task<void> Cluster::heal_and_check_liveness() {
+  const std::size_t n = options_.nodes;
+  net_.heal();
+  net_.set_reliable(true);
+  net_.set_long_reordering(false);
+  for (std::size_t a = 0; a < n; ++a) {
+    for (std::size_t b = 0; b < n; ++b) net_.set_link(id(a), id(b), LinkFaults{});
+    peers_[a].fs->set_options(SimDiskOptions{});
+    peers_[a].fs->set_space_left(UINT64_MAX);
+  }
+  for (std::size_t i = 0; i < n; ++i) {
+    if (peers_[i].live && !peers_[i].live->failure.empty()) co_await crash(i);
+    if (!peers_[i].live) co_await start(i);
+  }
+  event("healed: every fault off, every node up");
+  const TimePoint deadline = Loop::current().now() + options_.liveness_bound;
+  // A write must succeed through some node.
+  bool written = false;
+  std::uint64_t attempt = 0;
+  while (!written && Loop::current().now() < deadline) {
+    const std::size_t node = attempt++ % n;
+    const std::string value = "probe." + std::to_string(attempt);
+    std::vector<std::vector<std::string>> commands;  // (Not braced inside co_await: g++ 12.)
+    commands.push_back({"SET", "k0", value});
+    std::vector<Op> ops(1);
+    ops[0].kind = OpKind::kSet;
+    ops[0].key = "k0";
+    ops[0].arg = value;
+    ops[0].client = 99;
+    written = co_await execute(node, std::move(commands), std::move(ops), true);
+    if (!written) co_await sleep_for(100ms);
+  }
+  if (!written) {
+    violation("liveness: no write succeeded within " +
+              std::to_string(std::chrono::duration_cast<std::chrono::seconds>(options_.liveness_bound).count()) +
+              " s after the faults healed");
+    co_return;
+  }
+  // Every node that is up catches up with the highest commit index.
+  LogIndex target;
+  for (const Peer& p : peers_) {
+    if (p.live) target = std::max(target, p.live->node->commit_index());
+  }
+  for (;;) {
+    bool caught_up = true;
+    for (const Peer& p : peers_) {
+      if (p.live && p.live->service->applied_index() < target) caught_up = false;
+    }
+    if (caught_up) break;
+    if (Loop::current().now() >= deadline) {
+      std::string where;
+      for (std::size_t i = 0; i < n; ++i) {
+        if (peers_[i].live) where += " node " + std::to_string(i) + " at " + std::to_string(peers_[i].live->service->applied_index().value);
+      }
+      violation("liveness: nodes did not catch up to index " + std::to_string(target.value) + " in time:" + where);
+      co_return;
+    }
+    co_await sleep_for(20ms);
+  }
+  sample();
+  event("liveness: write committed and every node applied index " + std::to_string(target.value));
+}
+
+Task<void> Cluster::run(SimResult& result) {
+  result_ = &result;
+  Rng& r = rng();
+  net_.set_tap([this](NodeId from, NodeId to, const Message& request, const Message* reply) {
+    // A node that sends without ever letting virtual time pass is in a busy loop: the run
+    // would never end, so report it here and stop the process.
+    const TimePoint now = Loop::current().now();
+    if (now != instant_) instant_ = now, instant_messages_ = 0;
+    if (instant_messages_ > kInstantMessagesMax - 6) {
+      if (auto* ae = std::get_if<AppendEntriesArgs>(&request)) {
+        std::string d = "AE t" + std::to_string(ae->term.value) + " prev " + std::to_string(ae->prev_log_index.value) + "/" + std::to_string(ae->prev_log_term.value) + " n " + std::to_string(ae->entries.size()) + " commit " + std::to_string(ae->leader_commit.value);
+        if (reply) if (auto* r = std::get_if<AppendEntriesReply>(reply)) d += " -> t" + std::to_string(r->term.value) + " ok " + std::to_string(r->success) + " ct " + std::to_string(r->conflict_term.value) + " ci " + std::to_string(r->conflict_index.value) + " len " + std::to_string(r->log_length.value) + " match " + std::to_string(r->match_index.value);
+        event(d);
+      }
+    }
+    if (++instant_messages_ == kInstantMessagesMax) {
+      violation("busy loop: " + std::to_string(kInstantMessagesMax) + " messages in one virtual instant, the last from node " +
+                std::to_string(from.value) + " to node " + std::to_string(to.value) + " (message kind " +
+                std::to_string(request.index()) + (reply ? ", a reply)" : ", a request)"));
+      std::printf("FAIL seed %llu: %s\n  the last %zu events:\n", static_cast<unsigned long long>(options_.seed),
+                  violations_.back().c_str(), trace_.size());
+      for (const std::string& e : trace_) std::printf("    %s\n", e.c_str());
+      std::printf("  replay: %s\n", replay_command(options_).c_str());
+      std::fflush(stdout);
+      std::_Exit(1);
+    }
+    const std::size_t before = wire_.violations().size();
+    const std::uint64_t leaders = wire_.leaders_seen();
+    wire_.on_message(from, to, request, reply);
+    if (wire_.leaders_seen() != leaders) event("wire: node " + std::to_string(from.value) + " leads a new term");
+    for (std::size_t v = before; v < wire_.violations().size(); ++v) event("VIOLATION " + wire_.violations()[v]);
+  });
+  for (std::size_t i = 0; i < peers_.size(); ++i) {
+    // Clock skew: each node's timers run at their own rate.
+    if (options_.process_faults) peers_[i].clock_rate = 0.8 + 0.45 * static_cast<double>(r.uniform(0, 1000)) / 1000.0;
+    co_await start(i);
+  }
+  Scope clients(co_await current_token());
+  Scope background(co_await current_token());
+  background.spawn(sampler(this));
+  background.spawn(nemesis(this));
+  for (std::uint32_t c = 0; c < options_.clients; ++c) clients.spawn(client(this, c));
+  const TimePoint end = Loop::current().now() + options_.duration;
+  while (Loop::current().now() < end && !failed()) co_await sleep_for(100ms);
+  clients.cancel();
+  co_await clients.join();
+  background.cancel();
+  co_await background.join();
+  if (!failed()) co_await heal_and_check_liveness();
+  // Pending operations (none are left: the clients were joined) and the history's check.
+  if (!failed()) {
+    const LinearizabilityResult lin = check_linearizable(history_);
+    result.lin_states = lin.states;
+    result.lin_gave_up = lin.gave_up;
+    if (!lin.ok) violation("linearizability: no order of key " + lin.key + "'s operations explains them:\n" + lin.explanation);
+  }
+  for (std::size_t i = 0; i < peers_.size(); ++i) co_await crash(i);
+  co_await net_.close();
+  for (const std::string& v : wire_.violations()) result.violations.push_back(v);
+  for (std::string& v : violations_) result.violations.push_back(std::move(v));
+  result.leaders = wire_.leaders_seen();
+  result.committed = wire_.committed_seen();
+  result.trace.assign(trace_.begin(), trace_.end());
+}
+
+}  // namespace
+
+SimResult run_simulation(const SimOptions& options) {
+  SimResult result;
+  auto loop = Loop::simulated({.seed = options.seed});
+  const TimePoint start = loop->now();
+  Cluster cluster(options);
+  loop->run(cluster.run(result));
+  result.virtual_seconds = std::chrono::duration<double>(loop->now() - start).count();
+  return result;
+}
+
+std::string replay_command(const SimOptions& o) {
+  std::string faults;
+  if (o.net_faults) faults += "net,";
+  if (o.process_faults) faults += "process,";
+  if (o.disk_faults) faults += "disk,";
+  if (faults.empty()) faults = "none,";
+  faults.pop_back();
+  return "cluster_sim --seeds " + std::to_string(o.seed) + " --nodes " + std::to_string(o.nodes) + " --faults " +
+         faults + " --duration " +
+         std::to_string(std::chrono::duration_cast<std::chrono::seconds>(o.duration).count()) + " --clients " +
+         std::to_string(o.clients) + " --trace";
+}
+
+}  // namespace uraft::sim
