@@ -194,6 +194,7 @@ void Node::become_leader() {
 
 void Node::change_role(Role role) {
   URAFT_ASSERT(!stopping_);
+  const bool was_follower = role_ && role_->role == Role::kFollower;
   if (role_) {
     // The old role's tasks are cancelled now; they finish (and are joined) later.
     role_->scope.cancel();
@@ -205,7 +206,11 @@ void Node::change_role(Role role) {
   read_done_.set();  // Reads waiting for a round of the old role leave with nullopt.
   switch (role) {
     case Role::kFollower:
-      reset_election_timer();
+      // Figure 2, Followers, 2: only the current leader or a granted vote moves the timer
+      // on. A follower that merely learns of a newer term keeps its deadline, or a candidate
+      // that cannot win (its log is behind) and times out first would hold every other node
+      // back from campaigning, for ever. From another role, the timer starts afresh.
+      if (!was_follower) reset_election_timer();
       spawn_role_task(run_follower(r));
       break;
     case Role::kCandidate:

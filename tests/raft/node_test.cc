@@ -379,6 +379,51 @@ TEST_CASE("entries whose replies are lost go again a heartbeat later, not in a b
   loop->run(lost_replies_wait_for_a_heartbeat(&c));
 }
 
+// A candidate whose log is behind cannot win, yet each of its RequestVotes raises the
+// others' term. If stepping down to a new term restarted a follower's election timer, such a
+// candidate with a faster clock would keep the cluster leaderless for ever (found by
+// cluster_sim, on a node with a stale log and a fast clock). Here the test plays that
+// candidate, node 2, asking every 200 ms, below the 300 ms minimum timeout.
+Task<void> hopeless_candidate_storm(Cluster* c) {
+  co_await c->start(0);
+  co_await c->start(1);
+  const std::size_t l = co_await c->wait_leader();
+  REQUIRE(c->servers[l].node->start("x").is_leader);  // Now node 2's empty log is behind.
+  co_await sleep_for(500ms);
+  REQUIRE(c->servers[(l + 1) % 2].node->log().last_index() == LogIndex{1});
+  Scope asks;
+  bool leader_during_storm = false;
+  Term storm_start;
+  for (int round = 0; round < 25; ++round) {
+    Term top;
+    for (std::size_t i = 0; i < 2; ++i) top = std::max(top, c->servers[i].node->current_term());
+    if (round == 0) storm_start = top;
+    const RequestVoteArgs ask{Term{top.value + 1}, NodeId{2}, LogIndex{0}, Term{0}};
+    for (std::size_t i = 0; i < 2; ++i) {
+      asks.spawn([](Node* node, RequestVoteArgs args) -> Task<void> {
+        (void)co_await node->handle(NodeId{2}, Message(args));
+      }(c->servers[i].node.get(), ask));
+    }
+    for (int tick = 0; tick < 20; ++tick) {  // 200 ms, looking every 10 ms.
+      co_await sleep_for(10ms);
+      for (std::size_t i = 0; i < 2; ++i) {
+        const Node& n = *c->servers[i].node;
+        if (n.role() == Role::kLeader && n.current_term() > storm_start) leader_during_storm = true;
+      }
+    }
+  }
+  co_await asks.join();
+  CHECK(leader_during_storm);
+  co_await c->stop();
+}
+
+TEST_CASE("a candidate that cannot win does not keep the others from electing a leader") {
+  auto loop = Loop::simulated({.seed = 7});
+  Cluster c(3);
+  c.net.set_long_delays(false);
+  loop->run(hopeless_candidate_storm(&c));
+}
+
 // The leader counts itself toward a majority only for entries on its own disk: with its
 // writes slow and one follower down, a command acknowledged by the other follower is on one
 // disk of three, and must not commit until the leader's write completes.
