@@ -81,12 +81,14 @@ class Cluster {
   void sample();
   Task<void> heal_and_check_liveness();
   Config config_for(std::size_t i) const;
+  std::string describe(std::size_t i) const;
 
   const SimOptions options_;
   SimNetwork net_;
   WireChecker wire_;
   std::vector<Peer> peers_;
   std::vector<Op> history_;
+  std::vector<bool> dropped_;  // By history_ index: left out of the check.
   std::uint64_t seq_ = 0;
   std::map<std::uint64_t, std::size_t> digests_;  // Applied index -> digest of the store.
   std::map<std::uint64_t, std::size_t> digest_node_;
@@ -126,6 +128,23 @@ Config Cluster::config_for(std::size_t i) const {
   c.snapshot_chunk_bytes = 16 * 1024;  // Small: transfers take several chunks.
   c.append_bytes_max = 64 * 1024;
   return c;
+}
+
+// One node's state, for a report (what the node says of itself: for diagnosis only).
+std::string Cluster::describe(std::size_t i) const {
+  const Peer& p = peers_[i];
+  std::string s = "node " + std::to_string(i) + ": ";
+  if (p.refused) return s + "refused to start";
+  if (!p.live) return s + "down";
+  const Node& node = *p.live->node;
+  s += std::string(to_string(node.role())) + " in term " + std::to_string(node.current_term().value) +
+       ", durable term " + std::to_string(node.durable_hard_state().current_term.value) + ", log " +
+       std::to_string(node.snapshot_index().value) + ".." + std::to_string(node.log().last_index().value) +
+       ", commit " + std::to_string(node.commit_index().value) + ", applied " +
+       std::to_string(p.live->service->applied_index().value);
+  if (!p.live->wal->write_problem().empty()) s += ", wal: " + p.live->wal->write_problem();
+  if (!p.live->failure.empty()) s += ", stopped: " + p.live->failure;
+  return s;
 }
 
 // --- node lifecycle ---
@@ -283,6 +302,15 @@ Task<bool> Cluster::execute(std::size_t node, std::vector<std::vector<std::strin
   std::vector<std::vector<std::string_view>> argv;
   for (const auto& c : commands) argv.emplace_back(c.begin(), c.end());
   job->batch = kv::encode_batch(argv);
+  // In the history from the moment they are sent, as unknown: if this task is cancelled
+  // (the run ends) before the answer, the operations may still take effect.
+  const std::size_t base = history_.size();
+  for (Op& op : ops) {
+    op.call = call;
+    op.indeterminate = true;
+    history_.push_back(op);
+    dropped_.push_back(false);
+  }
   job->commands = commands.size();
   inst->jobs.push_back(job);
   inst->scope.spawn(inst->service->execute(job));
@@ -291,6 +319,22 @@ Task<bool> Cluster::execute(std::size_t node, std::vector<std::vector<std::strin
   race.push_back(nap(kClientTimeout));
   co_await when_any(std::move(race));
   const std::uint64_t ret = ++seq_;
+  {
+    std::string line = "client " + std::to_string(ops.empty() ? 0 : ops[0].client) + " via node " + std::to_string(node) + ":";
+    for (std::size_t c = 0; c < commands.size(); ++c) {
+      for (const std::string& a : commands[c]) line += " " + a;
+      line += " -> ";
+      if (!job->done) {
+        line += "(no answer)";
+      } else {
+        std::string r(job->replies.reply(c));
+        while (!r.empty() && (r.back() == '\n' || r.back() == '\r')) r.pop_back();
+        for (char& ch : r) if (ch == '\r' || ch == '\n') ch = ' ';
+        line += r;
+      }
+    }
+    event(line);
+  }
   // Which ops belong to which command: MGET/MSET carry several keys.
   std::size_t at = 0;
   bool all_ok = job->done;
@@ -323,22 +367,20 @@ Task<bool> Cluster::execute(std::size_t node, std::vector<std::vector<std::strin
       }
     }
     for (std::size_t k = 0; k < keys; ++k, ++at) {
-      Op op = std::move(ops[at]);
-      op.call = call;
-      op.ret = ret;
+      Op& op = history_[base + at];
       ++result_->ops;
       if (out) {
         op.out = commands[c][0] == "MGET" ? mget_values[k] : *out;
+        op.ret = ret;
+        op.indeterminate = false;
         ++result_->ops_ok;
       } else if (op.kind == OpKind::kGet || not_applied) {
+        dropped_[base + at] = true;  // A read that returned nothing, or a write that surely did not happen.
         all_ok = false;
-        continue;  // A read that returned nothing, or a write that surely did not happen.
       } else {
-        op.indeterminate = true;
         ++result_->ops_indeterminate;
         all_ok = false;
       }
-      history_.push_back(std::move(op));
     }
   }
   co_return all_ok;
@@ -600,6 +642,7 @@ Task<void> Cluster::heal_and_check_liveness() {
     if (!written) co_await sleep_for(100ms);
   }
   if (!written) {
+    for (std::size_t i = 0; i < n; ++i) event("  " + describe(i));
     violation("liveness: no write succeeded within " +
               std::to_string(std::chrono::duration_cast<std::chrono::seconds>(options_.liveness_bound).count()) +
               " s after the faults healed");
@@ -621,6 +664,7 @@ Task<void> Cluster::heal_and_check_liveness() {
       for (std::size_t i = 0; i < n; ++i) {
         if (peers_[i].live) where += " node " + std::to_string(i) + " at " + std::to_string(peers_[i].live->service->applied_index().value);
       }
+      for (std::size_t i = 0; i < n; ++i) event("  " + describe(i));
       violation("liveness: nodes did not catch up to index " + std::to_string(target.value) + " in time:" + where);
       co_return;
     }
@@ -638,13 +682,6 @@ Task<void> Cluster::run(SimResult& result) {
     // would never end, so report it here and stop the process.
     const TimePoint now = Loop::current().now();
     if (now != instant_) instant_ = now, instant_messages_ = 0;
-    if (instant_messages_ > kInstantMessagesMax - 6) {
-      if (auto* ae = std::get_if<AppendEntriesArgs>(&request)) {
-        std::string d = "AE t" + std::to_string(ae->term.value) + " prev " + std::to_string(ae->prev_log_index.value) + "/" + std::to_string(ae->prev_log_term.value) + " n " + std::to_string(ae->entries.size()) + " commit " + std::to_string(ae->leader_commit.value);
-        if (reply) if (auto* r = std::get_if<AppendEntriesReply>(reply)) d += " -> t" + std::to_string(r->term.value) + " ok " + std::to_string(r->success) + " ct " + std::to_string(r->conflict_term.value) + " ci " + std::to_string(r->conflict_index.value) + " len " + std::to_string(r->log_length.value) + " match " + std::to_string(r->match_index.value);
-        event(d);
-      }
-    }
     if (++instant_messages_ == kInstantMessagesMax) {
       violation("busy loop: " + std::to_string(kInstantMessagesMax) + " messages in one virtual instant, the last from node " +
                 std::to_string(from.value) + " to node " + std::to_string(to.value) + " (message kind " +
@@ -681,7 +718,12 @@ Task<void> Cluster::run(SimResult& result) {
   if (!failed()) co_await heal_and_check_liveness();
   // Pending operations (none are left: the clients were joined) and the history's check.
   if (!failed()) {
-    const LinearizabilityResult lin = check_linearizable(history_);
+    std::vector<Op> history;
+    for (std::size_t i = 0; i < history_.size(); ++i) {
+      // Reads never answered say nothing.
+      if (!dropped_[i] && !(history_[i].indeterminate && history_[i].kind == OpKind::kGet)) history.push_back(history_[i]);
+    }
+    const LinearizabilityResult lin = check_linearizable(history);
     result.lin_states = lin.states;
     result.lin_gave_up = lin.gave_up;
     if (!lin.ok) violation("linearizability: no order of key " + lin.key + "'s operations explains them:\n" + lin.explanation);

@@ -101,7 +101,7 @@ int main(int argc, char** argv) {
     }
   }
 
-  spdlog::set_level(spdlog::level::off);  // The nodes' logs; the trace has what matters.
+  spdlog::set_level(std::getenv("SIM_LOG") ? spdlog::level::info : spdlog::level::off);  // The nodes' logs; the trace has what matters.
   const auto started = std::chrono::steady_clock::now();
   std::uint64_t passed = 0, failed = 0, ops = 0, crashes = 0, refusals = 0, gave_up = 0;
   std::vector<std::string> failing;
