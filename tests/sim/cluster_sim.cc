@@ -4,6 +4,9 @@
 // Exits non-zero if any seed breaks a checker; for each such seed it prints the violation,
 // the events that led to it, and the one-line command that replays it (--trace prints every
 // event of the run as it happens).
+#include <sys/wait.h>
+#include <unistd.h>
+
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
@@ -44,6 +47,44 @@ std::string json_escape(const std::string& s) {
     else out += c;
   }
   return out;
+}
+
+struct Totals {
+  std::uint64_t ops = 0, crashes = 0, refusals = 0, gave_up = 0;
+  void add(const Totals& t) {
+    ops += t.ops;
+    crashes += t.crashes;
+    refusals += t.refusals;
+    gave_up += t.gave_up;
+  }
+};
+
+// Runs one seed; prints its report if it failed. True if it passed.
+bool run_seed(const uraft::sim::SimOptions& o, Totals& totals) {
+  const uraft::sim::SimResult r = uraft::sim::run_simulation(o);
+  const auto seed = static_cast<unsigned long long>(o.seed);
+  totals.ops += r.ops;
+  totals.crashes += r.crashes;
+  totals.refusals += r.refusals;
+  totals.gave_up += r.lin_gave_up ? 1 : 0;
+  if (o.trace_all) {
+    std::fprintf(stderr, "seed %llu: %llu ops (%llu answered, %llu unknown), %llu crashes, %llu restarts, %llu refusals, "
+                 "%llu node failures, %llu disk operations lost, %llu leaders, %llu entries committed on the wire, "
+                 "%llu search states\n",
+                 seed, static_cast<unsigned long long>(r.ops), static_cast<unsigned long long>(r.ops_ok),
+                 static_cast<unsigned long long>(r.ops_indeterminate), static_cast<unsigned long long>(r.crashes),
+                 static_cast<unsigned long long>(r.restarts), static_cast<unsigned long long>(r.refusals),
+                 static_cast<unsigned long long>(r.node_failures), static_cast<unsigned long long>(r.writes_lost),
+                 static_cast<unsigned long long>(r.leaders), static_cast<unsigned long long>(r.committed),
+                 static_cast<unsigned long long>(r.lin_states));
+  }
+  if (r.ok()) return true;
+  std::printf("FAIL seed %llu: %s\n", seed, r.violations.front().c_str());
+  for (std::size_t v = 1; v < r.violations.size() && v < 5; ++v) std::printf("  also: %s\n", r.violations[v].c_str());
+  std::printf("  the last %zu events:\n", r.trace.size());
+  for (const std::string& e : r.trace) std::printf("    %s\n", e.c_str());
+  std::printf("  replay: %s\n", uraft::sim::replay_command(o).c_str());
+  return false;
 }
 
 }  // namespace
@@ -103,40 +144,55 @@ int main(int argc, char** argv) {
 
   spdlog::set_level(std::getenv("SIM_LOG") ? spdlog::level::info : spdlog::level::off);  // The nodes' logs; the trace has what matters.
   const auto started = std::chrono::steady_clock::now();
-  std::uint64_t passed = 0, failed = 0, ops = 0, crashes = 0, refusals = 0, gave_up = 0;
+  std::uint64_t passed = 0, failed = 0;
+  Totals totals;
   std::vector<std::string> failing;
   for (std::uint64_t seed = first; seed <= last; ++seed) {
     SimOptions o = base;
     o.seed = seed;
-    const uraft::sim::SimResult r = uraft::sim::run_simulation(o);
-    ops += r.ops;
-    crashes += r.crashes;
-    refusals += r.refusals;
-    gave_up += r.lin_gave_up ? 1 : 0;
-    if (base.trace_all) {
-      std::fprintf(stderr, "seed %llu: %llu ops (%llu answered, %llu unknown), %llu crashes, %llu restarts, %llu refusals, "
-                   "%llu node failures, %llu disk operations lost, %llu leaders, %llu entries committed on the wire, "
-                   "%llu search states\n",
-                   static_cast<unsigned long long>(seed), static_cast<unsigned long long>(r.ops),
-                   static_cast<unsigned long long>(r.ops_ok), static_cast<unsigned long long>(r.ops_indeterminate),
-                   static_cast<unsigned long long>(r.crashes), static_cast<unsigned long long>(r.restarts),
-                   static_cast<unsigned long long>(r.refusals), static_cast<unsigned long long>(r.node_failures),
-                   static_cast<unsigned long long>(r.writes_lost), static_cast<unsigned long long>(r.leaders),
-                   static_cast<unsigned long long>(r.committed), static_cast<unsigned long long>(r.lin_states));
+    // Each seed in a child process: a node's failed assertion (it aborts) loses that seed
+    // alone, and is reported with its replay command like any other violation.
+    int fds[2];
+    if (::pipe(fds) != 0) {
+      std::perror("pipe");
+      return 2;
     }
-    if (r.ok()) {
+    std::fflush(stdout);
+    const pid_t child = ::fork();
+    if (child < 0) {
+      std::perror("fork");
+      return 2;
+    }
+    if (child == 0) {
+      ::close(fds[0]);
+      Totals mine;
+      const bool ok = run_seed(o, mine);
+      std::fflush(stdout);
+      std::fflush(stderr);
+      (void)!::write(fds[1], &mine, sizeof mine);
+      std::_Exit(ok ? 0 : 1);
+    }
+    ::close(fds[1]);
+    Totals theirs;
+    const bool reported = ::read(fds[0], &theirs, sizeof theirs) == static_cast<ssize_t>(sizeof theirs);
+    ::close(fds[0]);
+    int status = 0;
+    ::waitpid(child, &status, 0);
+    if (reported) totals.add(theirs);
+    if (WIFEXITED(status) && WEXITSTATUS(status) == 0) {
       ++passed;
       continue;
     }
     ++failed;
     failing.push_back(std::to_string(seed));
-    std::printf("FAIL seed %llu: %s\n", static_cast<unsigned long long>(seed), r.violations.front().c_str());
-    for (std::size_t v = 1; v < r.violations.size() && v < 5; ++v) std::printf("  also: %s\n", r.violations[v].c_str());
-    std::printf("  the last %zu events:\n", r.trace.size());
-    for (const std::string& e : r.trace) std::printf("    %s\n", e.c_str());
-    std::printf("  replay: %s\n", uraft::sim::replay_command(o).c_str());
-    std::fflush(stdout);
+    if (WIFSIGNALED(status)) {
+      std::printf("FAIL seed %llu: the process died of signal %d (a failed assertion aborts; its message is above)\n"
+                  "  replay: %s\n",
+                  static_cast<unsigned long long>(seed), WTERMSIG(status), uraft::sim::replay_command(o).c_str());
+      std::fflush(stdout);
+    }
   }
+  const std::uint64_t ops = totals.ops, crashes = totals.crashes, refusals = totals.refusals, gave_up = totals.gave_up;
   const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
   std::printf("cluster_sim: %llu seeds, %llu passed, %llu failed; %llu client operations, %llu crashes, "
               "%llu WAL refusals; %.1f s (%.3f s per seed)%s\n",
