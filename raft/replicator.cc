@@ -176,13 +176,16 @@ Task<void> Node::send_append(RoleState& role, NodeId peer, AppendEntriesArgs arg
   Message request = std::move(args);
   const RpcResult result = co_await rpc_.call(peer, std::move(request), config_.rpc_timeout);
   check_stamp(token, stamp);
+  // Entries that got no usable answer go again with the next heartbeat, not the next loop
+  // turn: a failure can come back at once (a dropped reply, a refused connection, a peer
+  // answering nonsense), and resending at once would spin. (Unless later requests already
+  // matched past them: then nothing is missing.)
+  const bool missing = payload && sent_last > p.match_index;
   if (!result.ok()) {
-    // Lost: the next heartbeat carries the same entries, not the next loop turn (a failure
-    // can come back at once — a dropped reply, a refused connection — and resending at once
-    // would spin). A pipelining leader sent later ones past them, so it goes back to sending
-    // from the match index, one request at a time.
-    if (payload) {
+    if (missing) {
       p.resend_at = Loop::current().now() + config_.heartbeat_interval;
+      // A pipelining leader sent later ones past them, so it goes back to sending from the
+      // match index, one request at a time.
       if (p.pipelining) {
         p.pipelining = false;
         p.next_index = LogIndex{p.match_index.value + 1};
@@ -191,9 +194,11 @@ Task<void> Node::send_append(RoleState& role, NodeId peer, AppendEntriesArgs arg
     co_return;
   }
   const auto* reply = std::get_if<AppendEntriesReply>(&*result.reply);
-  if (reply == nullptr) co_return;
-  if (observe(reply->term)) check_stamp(token, stamp);  // Stepped down: throws Cancelled.
-  if (reply->term != stamp.term) co_return;  // Not an answer a correct peer gives.
+  if (reply != nullptr && observe(reply->term)) check_stamp(token, stamp);  // Throws Cancelled.
+  if (reply == nullptr || reply->term != stamp.term) {  // Not an answer a correct peer gives.
+    if (missing) p.resend_at = Loop::current().now() + config_.heartbeat_interval;
+    co_return;
+  }
   on_acked(role, p, seq);
   on_append_reply(role, peer, sent_last, *reply);
 }
