@@ -8,8 +8,8 @@
 namespace uraft::sim {
 namespace {
 
-Op op(OpKind kind, std::string key, std::string arg, std::optional<std::string> out, std::uint64_t call,
-      std::uint64_t ret, bool indeterminate = false) {
+Op op(OpKind kind, std::string key, std::string arg, std::optional<std::string> out,
+      std::uint64_t call, std::uint64_t ret, bool indeterminate = false) {
   Op o;
   o.kind = kind;
   o.key = std::move(key);
@@ -22,10 +22,11 @@ Op op(OpKind kind, std::string key, std::string arg, std::optional<std::string> 
 }
 
 TEST_CASE("linearizability: sequential register histories pass and contradictions fail") {
-  std::vector<Op> h = {op(OpKind::kSet, "k", "a", "OK", 1, 2), op(OpKind::kGet, "k", "", "=a", 3, 4),
-                       op(OpKind::kAppend, "k", "b", "2", 5, 6), op(OpKind::kGet, "k", "", "=ab", 7, 8),
-                       op(OpKind::kIncr, "k", "", "ERR", 9, 10), op(OpKind::kDel, "k", "", "1", 11, 12),
-                       op(OpKind::kIncr, "k", "", "1", 13, 14), op(OpKind::kIncr, "k", "", "2", 15, 16)};
+  std::vector<Op> h = {
+      op(OpKind::kSet, "k", "a", "OK", 1, 2),   op(OpKind::kGet, "k", "", "=a", 3, 4),
+      op(OpKind::kAppend, "k", "b", "2", 5, 6), op(OpKind::kGet, "k", "", "=ab", 7, 8),
+      op(OpKind::kIncr, "k", "", "ERR", 9, 10), op(OpKind::kDel, "k", "", "1", 11, 12),
+      op(OpKind::kIncr, "k", "", "1", 13, 14),  op(OpKind::kIncr, "k", "", "2", 15, 16)};
   CHECK(check_linearizable(h).ok);
 
   SUBCASE("a stale read after an acknowledged write") {
@@ -52,10 +53,13 @@ TEST_CASE("linearizability: sequential register histories pass and contradiction
   }
 }
 
-TEST_CASE("linearizability: concurrent operations may take effect in either order, not outside their span") {
+TEST_CASE(
+    "linearizability: concurrent operations may take effect in either order, not outside their "
+    "span") {
   // Two overlapping SETs; reads after both may see either, but all later reads agree.
-  std::vector<Op> h = {op(OpKind::kSet, "k", "a", "OK", 1, 4), op(OpKind::kSet, "k", "b", "OK", 2, 3),
-                       op(OpKind::kGet, "k", "", "=a", 5, 6), op(OpKind::kGet, "k", "", "=a", 7, 8)};
+  std::vector<Op> h = {
+      op(OpKind::kSet, "k", "a", "OK", 1, 4), op(OpKind::kSet, "k", "b", "OK", 2, 3),
+      op(OpKind::kGet, "k", "", "=a", 5, 6), op(OpKind::kGet, "k", "", "=a", 7, 8)};
   CHECK(check_linearizable(h).ok);
   h[2].out = "=b";
   h[3].out = "=b";
@@ -63,18 +67,23 @@ TEST_CASE("linearizability: concurrent operations may take effect in either orde
   h[3].out = "=a";  // b, then a again: no order explains it.
   CHECK_FALSE(check_linearizable(h).ok);
   // A read that ends before a write begins cannot see it.
-  std::vector<Op> early = {op(OpKind::kGet, "k", "", "=a", 1, 2), op(OpKind::kSet, "k", "a", "OK", 3, 4)};
+  std::vector<Op> early = {op(OpKind::kGet, "k", "", "=a", 1, 2),
+                           op(OpKind::kSet, "k", "a", "OK", 3, 4)};
   CHECK_FALSE(check_linearizable(early).ok);
 }
 
-TEST_CASE("linearizability: an indeterminate write may happen at any time after its call, or never") {
-  std::vector<Op> h = {op(OpKind::kSet, "k", "a", std::nullopt, 1, 0, true), op(OpKind::kGet, "k", "", "nil", 2, 3),
-                       op(OpKind::kGet, "k", "", "=a", 10, 11), op(OpKind::kGet, "k", "", "=a", 12, 13)};
+TEST_CASE(
+    "linearizability: an indeterminate write may happen at any time after its call, or never") {
+  std::vector<Op> h = {
+      op(OpKind::kSet, "k", "a", std::nullopt, 1, 0, true), op(OpKind::kGet, "k", "", "nil", 2, 3),
+      op(OpKind::kGet, "k", "", "=a", 10, 11), op(OpKind::kGet, "k", "", "=a", 12, 13)};
   CHECK(check_linearizable(h).ok);
-  std::vector<Op> never = {op(OpKind::kSet, "k", "a", std::nullopt, 1, 0, true), op(OpKind::kGet, "k", "", "nil", 2, 3)};
+  std::vector<Op> never = {op(OpKind::kSet, "k", "a", std::nullopt, 1, 0, true),
+                           op(OpKind::kGet, "k", "", "nil", 2, 3)};
   CHECK(check_linearizable(never).ok);
   // But not before it was sent.
-  std::vector<Op> before = {op(OpKind::kGet, "k", "", "=a", 1, 2), op(OpKind::kSet, "k", "a", std::nullopt, 3, 0, true)};
+  std::vector<Op> before = {op(OpKind::kGet, "k", "", "=a", 1, 2),
+                            op(OpKind::kSet, "k", "a", std::nullopt, 3, 0, true)};
   CHECK_FALSE(check_linearizable(before).ok);
   // And once seen, it does not un-happen.
   h.push_back(op(OpKind::kGet, "k", "", "nil", 14, 15));
@@ -83,7 +92,8 @@ TEST_CASE("linearizability: an indeterminate write may happen at any time after 
 
 const NodeId n0{0}, n1{1}, n2{2};
 
-AppendEntriesArgs append(Term term, NodeId leader, LogIndex prev, Term prev_term, std::vector<Term> terms) {
+AppendEntriesArgs append(Term term, NodeId leader, LogIndex prev, Term prev_term,
+                         std::vector<Term> terms) {
   AppendEntriesArgs a{term, leader, prev, prev_term, {}, LogIndex{0}};
   for (Term t : terms) a.entries.push_back(LogEntry{t, "x"});
   return a;
@@ -91,8 +101,9 @@ AppendEntriesArgs append(Term term, NodeId leader, LogIndex prev, Term prev_term
 
 void ack(WireChecker& w, NodeId leader, NodeId follower, const AppendEntriesArgs& a) {
   w.on_message(leader, follower, a, nullptr);
-  const Message reply = AppendEntriesReply{a.term, true, Term{0}, LogIndex{0}, LogIndex{0},
-                                           LogIndex{a.prev_log_index.value + a.entries.size()}};
+  const Message reply = AppendEntriesReply{
+      a.term,      true,        Term{0},
+      LogIndex{0}, LogIndex{0}, LogIndex{a.prev_log_index.value + a.entries.size()}};
   w.on_message(leader, follower, a, &reply);
 }
 
@@ -189,6 +200,19 @@ TEST_CASE("wire: a committed entry is never replaced by a later leader") {
   w.on_message(n2, n0, append(Term{3}, n2, LogIndex{0}, Term{0}, {Term{3}}), nullptr);
   REQUIRE(w.violations().size() == 1);
   CHECK(w.violations()[0].find("committed entry lost") != std::string::npos);
+}
+
+TEST_CASE("wire: an old term's entry on a majority is not committed (Figure 8)") {
+  WireChecker w(3);
+  // Node 0 led term 2 and put (1, t2) on node 1 only; node 2 led term 3 meanwhile. Node 0,
+  // leader again in term 4, puts (1, t2) on node 2 too: a majority, but not committed.
+  ack(w, n0, n1, append(Term{2}, n0, LogIndex{0}, Term{0}, {Term{2}}));
+  w.on_message(n2, n1, append(Term{3}, n2, LogIndex{0}, Term{0}, {Term{3}}), nullptr);
+  ack(w, n0, n2, append(Term{4}, n0, LogIndex{0}, Term{0}, {Term{2}}));
+  CHECK(w.committed_seen() == 0);
+  // So node 2, leader of term 5 with its term-3 entry, may replace it.
+  w.on_message(n2, n1, append(Term{5}, n2, LogIndex{0}, Term{0}, {Term{3}}), nullptr);
+  CHECK(w.violations().empty());
 }
 
 }  // namespace

@@ -42,8 +42,8 @@ struct Instance {
   std::unique_ptr<kv::Service> service;
   Scope scope;
   std::vector<std::weak_ptr<kv::Job>> jobs;  // Sent to it by the clients.
-  std::string failure;  // Set when its node stopped on an error.
-  LogIndex applied;     // The highest applied index the sampler saw.
+  std::string failure;                       // Set when its node stopped on an error.
+  LogIndex applied;                          // The highest applied index the sampler saw.
 };
 
 struct Peer {
@@ -80,8 +80,10 @@ class Cluster {
   static Task<void> sampler(Cluster* self);
   void sample();
   Task<void> heal_and_check_liveness();
+  Task<bool> probe_write(std::size_t node, std::uint64_t n);  // SET k0 probe.<n> via node.
   Config config_for(std::size_t i) const;
   std::string describe(std::size_t i) const;
+  void trace_index(NodeId from, NodeId to, const Message& request, const Message* reply);
 
   const SimOptions options_;
   SimNetwork net_;
@@ -100,10 +102,15 @@ class Cluster {
   static constexpr std::uint64_t kInstantMessagesMax = 200'000;
   TimePoint instant_{};
   std::uint64_t instant_messages_ = 0;
+  const std::optional<std::uint64_t> debug_index_ = [] {
+    const char* v = std::getenv("SIM_DEBUG_INDEX");
+    return v ? std::optional<std::uint64_t>(std::strtoull(v, nullptr, 10)) : std::nullopt;
+  }();
 };
 
 void Cluster::event(std::string what) {
-  const auto t = std::chrono::duration_cast<std::chrono::microseconds>(Loop::current().now().time_since_epoch());
+  const auto t = std::chrono::duration_cast<std::chrono::microseconds>(
+      Loop::current().now().time_since_epoch());
   char stamp[32];
   std::snprintf(stamp, sizeof stamp, "%9.3f ", static_cast<double>(t.count()) / 1e6);
   std::string line = stamp + what;
@@ -121,7 +128,9 @@ Config Cluster::config_for(std::size_t i) const {
   Config c = Config::production();
   // Clock skew: a node whose clock runs slow waits longer for everything.
   const double rate = peers_[i].clock_rate;
-  auto scale = [rate](Duration d) { return Duration{static_cast<Duration::rep>(static_cast<double>(d.count()) * rate)}; };
+  auto scale = [rate](Duration d) {
+    return Duration{static_cast<Duration::rep>(static_cast<double>(d.count()) * rate)};
+  };
   c.heartbeat_interval = scale(c.heartbeat_interval);
   c.election_timeout_min = scale(c.election_timeout_min);
   c.election_timeout_max = scale(c.election_timeout_max);
@@ -144,14 +153,42 @@ std::string Cluster::describe(std::size_t i) const {
   if (p.refused) return s + "refused to start";
   if (!p.live) return s + "down";
   const Node& node = *p.live->node;
-  s += std::string(to_string(node.role())) + " in term " + std::to_string(node.current_term().value) +
-       ", durable term " + std::to_string(node.durable_hard_state().current_term.value) + ", log " +
-       std::to_string(node.snapshot_index().value) + ".." + std::to_string(node.log().last_index().value) +
-       ", commit " + std::to_string(node.commit_index().value) + ", applied " +
+  s += std::string(to_string(node.role())) + " in term " +
+       std::to_string(node.current_term().value) + ", durable term " +
+       std::to_string(node.durable_hard_state().current_term.value) + ", log " +
+       std::to_string(node.snapshot_index().value) + ".." +
+       std::to_string(node.log().last_index().value) + ", commit " +
+       std::to_string(node.commit_index().value) + ", applied " +
        std::to_string(p.live->service->applied_index().value);
   if (!p.live->wal->write_problem().empty()) s += ", wal: " + p.live->wal->write_problem();
   if (!p.live->failure.empty()) s += ", stopped: " + p.live->failure;
   return s;
+}
+
+// SIM_DEBUG_INDEX=N: every AppendEntries whose range covers index N, and every vote, in the
+// trace (for chasing a log-matching or commit violation).
+void Cluster::trace_index(NodeId from, NodeId to, const Message& request, const Message* reply) {
+  const std::uint64_t at = *debug_index_;
+  const std::string link = std::to_string(from.value) + "->" + std::to_string(to.value);
+  if (const auto* ae = std::get_if<AppendEntriesArgs>(&request)) {
+    const std::uint64_t lo = ae->prev_log_index.value;
+    if (at < lo || at > lo + ae->entries.size()) return;
+    std::string d = "AE " + link + " t" + std::to_string(ae->term.value) + " prev " +
+                    std::to_string(lo) + "/" + std::to_string(ae->prev_log_term.value) + " n " +
+                    std::to_string(ae->entries.size());
+    if (at > lo)
+      d += " [" + std::to_string(at) + "]=t" + std::to_string(ae->entries[at - lo - 1].term.value);
+    if (const auto* r = reply ? std::get_if<AppendEntriesReply>(reply) : nullptr) {
+      d += " -> t" + std::to_string(r->term.value) +
+           (r->success ? " ok match " + std::to_string(r->match_index.value) : " refused");
+    }
+    event(d);
+  } else if (const auto* rv = std::get_if<RequestVoteArgs>(&request); rv && reply) {
+    const auto* r = std::get_if<RequestVoteReply>(reply);
+    event("RV " + link + " t" + std::to_string(rv->term.value) + " last " +
+          std::to_string(rv->last_log_index.value) + "/" + std::to_string(rv->last_log_term.value) +
+          (r && r->vote_granted ? " granted" : " refused"));
+  }
 }
 
 // --- node lifecycle ---
@@ -163,7 +200,9 @@ Task<void> Cluster::start(std::size_t i) {
   wo.files = p.fs;
   wo.segment_bytes = 256 * 1024;  // Small: segments rotate and get compacted often.
   wo.group_bytes_max = 64 * 1024;
-  wo.warn = [this, i](std::string_view line) { event("node " + std::to_string(i) + " wal: " + std::string(line)); };
+  wo.warn = [this, i](std::string_view line) {
+    event("node " + std::to_string(i) + " wal: " + std::string(line));
+  };
   auto inst = std::make_unique<Instance>();
   RecoveredState recovered;
   std::string refusal;
@@ -177,17 +216,19 @@ Task<void> Cluster::start(std::size_t i) {
     p.refused = true;
     ++result_->refusals;
     event("node " + std::to_string(i) + " refuses to start: " + refusal);
-    if (!p.corrupted) violation("node " + std::to_string(i) + " refused a disk no bit flip touched: " + refusal);
+    if (!p.corrupted)
+      violation("node " + std::to_string(i) + " refused a disk no bit flip touched: " + refusal);
     if (inst->wal) co_await inst->wal->close();
     co_return;
   }
   wire_.on_restart(id(i), recovered);
-  inst->node = std::make_unique<Node>(id(i), options_.nodes, net_.endpoint(id(i)), *inst->wal, config_for(i),
-                                      recovered);
+  inst->node = std::make_unique<Node>(id(i), options_.nodes, net_.endpoint(id(i)), *inst->wal,
+                                      config_for(i), recovered);
   kv::ServiceOptions so;
   so.snapshot_log_bytes = 4 * 1024 + 1024 * i;  // Snapshots come often, at different times.
   try {
-    inst->service = std::make_unique<kv::Service>(*inst->node, net_.endpoint(id(i)), so, recovered.snapshot);
+    inst->service =
+        std::make_unique<kv::Service>(*inst->node, net_.endpoint(id(i)), so, recovered.snapshot);
   } catch (const std::exception& e) {
     refusal = e.what();
   }
@@ -195,15 +236,17 @@ Task<void> Cluster::start(std::size_t i) {
     p.refused = true;
     ++result_->refusals;
     event("node " + std::to_string(i) + " refuses its snapshot: " + refusal);
-    if (!p.corrupted) violation("node " + std::to_string(i) + " refused a snapshot no bit flip touched");
+    if (!p.corrupted)
+      violation("node " + std::to_string(i) + " refused a snapshot no bit flip touched");
     co_await inst->wal->close();
     co_return;
   }
   inst->service->serve();
   net_.connect(id(i));
   ++result_->restarts;
-  event("node " + std::to_string(i) + " starts: term " + std::to_string(recovered.hard_state.current_term.value) +
-        ", snapshot " + std::to_string(recovered.snapshot ? recovered.snapshot->last_included_index.value : 0) +
+  event("node " + std::to_string(i) + " starts: term " +
+        std::to_string(recovered.hard_state.current_term.value) + ", snapshot " +
+        std::to_string(recovered.snapshot ? recovered.snapshot->last_included_index.value : 0) +
         ", " + std::to_string(recovered.entries.size()) + " entries");
   Instance* raw = inst.get();
   p.live = std::move(inst);
@@ -241,7 +284,8 @@ Task<void> Cluster::crash(std::size_t i) {
   const std::uint64_t lost = p.fs->crash(rng());
   result_->writes_lost += lost;
   ++result_->crashes;
-  event("node " + std::to_string(i) + " crashes (" + std::to_string(lost) + " unsynced disk operations lost)");
+  event("node " + std::to_string(i) + " crashes (" + std::to_string(lost) +
+        " unsynced disk operations lost)");
   std::unique_ptr<Instance> inst = std::move(p.live);
   co_await net_.crash(id(i));
   inst->node->kill();
@@ -281,7 +325,8 @@ std::optional<std::string> parse_reply(std::string_view r, bool& not_applied) {
     }
     case '-':
       if (line.starts_with("ERR value is not an integer")) return std::string("ERR");
-      not_applied = line.find("was not applied") != std::string_view::npos || line == "TRYAGAIN no leader";
+      not_applied =
+          line.find("was not applied") != std::string_view::npos || line == "TRYAGAIN no leader";
       return std::nullopt;
     default:
       return std::nullopt;
@@ -327,7 +372,8 @@ Task<bool> Cluster::execute(std::size_t node, std::vector<std::vector<std::strin
   co_await when_any(std::move(race));
   const std::uint64_t ret = ++seq_;
   {
-    std::string line = "client " + std::to_string(ops.empty() ? 0 : ops[0].client) + " via node " + std::to_string(node) + ":";
+    std::string line = "client " + std::to_string(ops.empty() ? 0 : ops[0].client) + " via node " +
+                       std::to_string(node) + ":";
     for (std::size_t c = 0; c < commands.size(); ++c) {
       for (const std::string& a : commands[c]) line += " " + a;
       line += " -> ";
@@ -336,7 +382,8 @@ Task<bool> Cluster::execute(std::size_t node, std::vector<std::vector<std::strin
       } else {
         std::string r(job->replies.reply(c));
         while (!r.empty() && (r.back() == '\n' || r.back() == '\r')) r.pop_back();
-        for (char& ch : r) if (ch == '\r' || ch == '\n') ch = ' ';
+        for (char& ch : r)
+          if (ch == '\r' || ch == '\n') ch = ' ';
         line += r;
       }
     }
@@ -347,7 +394,9 @@ Task<bool> Cluster::execute(std::size_t node, std::vector<std::vector<std::strin
   bool all_ok = job->done;
   for (std::size_t c = 0; c < commands.size(); ++c) {
     const bool multi = commands[c][0] == "MGET" || commands[c][0] == "MSET";
-    const std::size_t keys = multi ? (commands[c][0] == "MGET" ? commands[c].size() - 1 : (commands[c].size() - 1) / 2) : 1;
+    const std::size_t keys =
+        multi ? (commands[c][0] == "MGET" ? commands[c].size() - 1 : (commands[c].size() - 1) / 2)
+              : 1;
     std::optional<std::string> out;
     bool not_applied = false;
     std::vector<std::string> mget_values;
@@ -382,7 +431,8 @@ Task<bool> Cluster::execute(std::size_t node, std::vector<std::vector<std::strin
         op.indeterminate = false;
         ++result_->ops_ok;
       } else if (op.kind == OpKind::kGet || not_applied) {
-        dropped_[base + at] = true;  // A read that returned nothing, or a write that surely did not happen.
+        dropped_[base + at] =
+            true;  // A read that returned nothing, or a write that surely did not happen.
         all_ok = false;
       } else {
         ++result_->ops_indeterminate;
@@ -398,19 +448,25 @@ Task<void> Cluster::client(Cluster* self, std::uint32_t c) {
   std::size_t node = rng.uniform(0, self->options_.nodes - 1);
   std::uint64_t n = 0;
   for (;;) {
-    auto key = [&] { return std::string(1, 'k').append(std::to_string(rng.uniform(0, self->options_.keys - 1))); };
-    const std::string value = std::string(1, 'c').append(std::to_string(c)).append(".").append(std::to_string(++n));
+    auto key = [&] {
+      return std::string(1, 'k').append(std::to_string(rng.uniform(0, self->options_.keys - 1)));
+    };
+    const std::string value =
+        std::string(1, 'c').append(std::to_string(c)).append(".").append(std::to_string(++n));
     std::vector<std::vector<std::string>> commands;
     std::vector<Op> ops;
     bool write = true;
     switch (rng.uniform(0, 9)) {
-      case 0: case 1: {
+      case 0:
+      case 1: {
         const std::string k = key();
         commands.push_back({"SET", k, value});
         ops.push_back(Op{OpKind::kSet, k, value});
         break;
       }
-      case 2: case 3: case 4: {
+      case 2:
+      case 3:
+      case 4: {
         const std::string k = key();
         commands.push_back({"GET", k});
         ops.push_back(Op{OpKind::kGet, k, ""});
@@ -468,8 +524,8 @@ void Cluster::sample() {
     if (inst == nullptr || !inst->service) continue;
     const LogIndex applied = inst->service->applied_index();
     if (applied < inst->applied) {
-      violation("node " + std::to_string(i) + " applied index went back from " + std::to_string(inst->applied.value) +
-                " to " + std::to_string(applied.value));
+      violation("node " + std::to_string(i) + " applied index went back from " +
+                std::to_string(inst->applied.value) + " to " + std::to_string(applied.value));
     }
     inst->applied = applied;
     std::string bytes;
@@ -513,9 +569,11 @@ Task<void> Cluster::nemesis_step() {
     if (!p.live && !p.refused && now >= p.restart_at) co_await start(i);
   }
   std::vector<std::string> kinds;
-  if (options_.net_faults) kinds.insert(kinds.end(), {"partition", "heal", "links", "unreliable", "isolate-leader"});
+  if (options_.net_faults)
+    kinds.insert(kinds.end(), {"partition", "heal", "links", "unreliable", "isolate-leader"});
   if (options_.process_faults) kinds.insert(kinds.end(), {"crash", "crash", "pause"});
-  if (options_.disk_faults) kinds.insert(kinds.end(), {"slow-disk", "disk-errors", "disk-full", "bit-flip"});
+  if (options_.disk_faults)
+    kinds.insert(kinds.end(), {"slow-disk", "disk-errors", "disk-full", "bit-flip"});
   if (kinds.empty()) co_return;
   const std::string kind = kinds[r.uniform(0, kinds.size() - 1)];
   if (kind == "partition") {
@@ -538,15 +596,30 @@ Task<void> Cluster::nemesis_step() {
     const std::size_t a = r.uniform(0, n - 1), b = (a + r.uniform(1, n - 1)) % n;
     LinkFaults f;
     switch (r.uniform(0, 3)) {
-      case 0: f.loss_per_mille = 1000; break;  // One way only.
-      case 1: f.delay_min = ms(1); f.delay_max = ms(30); f.tail_per_mille = 50; f.tail_max = ms(3000); break;
-      case 2: f.duplicate_per_mille = 300; f.delay_max = ms(20); break;
-      default: f.loss_per_mille = 300; f.delay_max = ms(100); break;
+      case 0:
+        f.loss_per_mille = 1000;
+        break;  // One way only.
+      case 1:
+        f.delay_min = ms(1);
+        f.delay_max = ms(30);
+        f.tail_per_mille = 50;
+        f.tail_max = ms(3000);
+        break;
+      case 2:
+        f.duplicate_per_mille = 300;
+        f.delay_max = ms(20);
+        break;
+      default:
+        f.loss_per_mille = 300;
+        f.delay_max = ms(100);
+        break;
     }
     net_.set_link(id(a), id(b), f);
     event("nemesis: link " + std::to_string(a) + "->" + std::to_string(b) + " loss " +
           std::to_string(f.loss_per_mille) + "/1000, delay up to " +
-          std::to_string(std::chrono::duration_cast<std::chrono::milliseconds>(std::max(f.delay_max, f.tail_max)).count()) +
+          std::to_string(std::chrono::duration_cast<std::chrono::milliseconds>(
+                             std::max(f.delay_max, f.tail_max))
+                             .count()) +
           " ms, duplicates " + std::to_string(f.duplicate_per_mille) + "/1000");
   } else if (kind == "unreliable") {
     const bool on = r.uniform(0, 1) == 1;
@@ -560,10 +633,12 @@ Task<void> Cluster::nemesis_step() {
         std::vector<std::vector<NodeId>> groups(2);
         groups[0].push_back(id(i));
         for (std::size_t j = 0; j < n; ++j) {
-          if (j != i) groups[groups[0].size() < (n - 1) / 2 && r.uniform(0, 1) == 1 ? 0 : 1].push_back(id(j));
+          if (j != i)
+            groups[groups[0].size() < (n - 1) / 2 && r.uniform(0, 1) == 1 ? 0 : 1].push_back(id(j));
         }
         net_.partition(groups);
-        event("nemesis: isolate leader " + std::to_string(i) + " with " + std::to_string(groups[0].size() - 1) + " others");
+        event("nemesis: isolate leader " + std::to_string(i) + " with " +
+              std::to_string(groups[0].size() - 1) + " others");
         break;
       }
     }
@@ -575,7 +650,8 @@ Task<void> Cluster::nemesis_step() {
       // segment, whose tail a torn write may legitimately cut). At most a minority of disks.
       if (options_.disk_faults && flipped_ < (n - 1) / 2 && r.uniform(0, 9) == 0) {
         const bool snapshot = r.uniform(0, 1) == 1;
-        if (auto what = peers_[i].fs->flip_bit(r, kDataDir, snapshot ? "snapshot-" : "wal-", !snapshot)) {
+        if (auto what =
+                peers_[i].fs->flip_bit(r, kDataDir, snapshot ? "snapshot-" : "wal-", !snapshot)) {
           peers_[i].corrupted = true;
           ++flipped_;
           event("nemesis: bit flip on node " + std::to_string(i) + ": " + *what);
@@ -595,25 +671,40 @@ Task<void> Cluster::nemesis_step() {
       net_.set_link(id(j), id(i), f);
     }
     event("nemesis: pause node " + std::to_string(i) + " for " +
-          std::to_string(std::chrono::duration_cast<std::chrono::milliseconds>(pause).count()) + " ms");
+          std::to_string(std::chrono::duration_cast<std::chrono::milliseconds>(pause).count()) +
+          " ms");
   } else if (kind == "slow-disk") {
     const std::size_t i = r.uniform(0, n - 1);
     SimDiskOptions o = peers_[i].fs->options();
     o.sync_tail_per_mille = o.sync_tail_per_mille ? 0 : 100;
     peers_[i].fs->set_options(o);
-    event("nemesis: node " + std::to_string(i) + " disk " + (o.sync_tail_per_mille ? "slow (tail to 2 s)" : "fast"));
+    event("nemesis: node " + std::to_string(i) + " disk " +
+          (o.sync_tail_per_mille ? "slow (tail to 2 s)" : "fast"));
   } else if (kind == "disk-errors") {
     const std::size_t i = r.uniform(0, n - 1);
     SimDiskOptions o = peers_[i].fs->options();
     o.eio_per_million = o.eio_per_million ? 0 : 2000;
     peers_[i].fs->set_options(o);
-    event("nemesis: node " + std::to_string(i) + " disk " + (o.eio_per_million ? "fails 0.2% of I/O with EIO" : "healthy"));
+    event("nemesis: node " + std::to_string(i) + " disk " +
+          (o.eio_per_million ? "fails 0.2% of I/O with EIO" : "healthy"));
   } else if (kind == "disk-full") {
     const std::size_t i = r.uniform(0, n - 1);
     const bool full = r.uniform(0, 1) == 1;
     peers_[i].fs->set_space_left(full ? r.uniform(0, 64 * 1024) : UINT64_MAX);
     event("nemesis: node " + std::to_string(i) + " disk " + (full ? "nearly full" : "has space"));
   }
+}
+
+Task<bool> Cluster::probe_write(std::size_t node, std::uint64_t n) {
+  const std::string value = "probe." + std::to_string(n);
+  std::vector<std::vector<std::string>> commands;  // (Not braced inside co_await: g++ 12.)
+  commands.push_back({"SET", "k0", value});
+  std::vector<Op> ops(1);
+  ops[0].kind = OpKind::kSet;
+  ops[0].key = "k0";
+  ops[0].arg = value;
+  ops[0].client = 99;
+  co_return co_await execute(node, std::move(commands), std::move(ops), true);
 }
 
 Task<void> Cluster::heal_and_check_liveness() {
@@ -636,23 +727,17 @@ Task<void> Cluster::heal_and_check_liveness() {
   bool written = false;
   std::uint64_t attempt = 0;
   while (!written && Loop::current().now() < deadline) {
-    const std::size_t node = attempt++ % n;
-    const std::string value = "probe." + std::to_string(attempt);
-    std::vector<std::vector<std::string>> commands;  // (Not braced inside co_await: g++ 12.)
-    commands.push_back({"SET", "k0", value});
-    std::vector<Op> ops(1);
-    ops[0].kind = OpKind::kSet;
-    ops[0].key = "k0";
-    ops[0].arg = value;
-    ops[0].client = 99;
-    written = co_await execute(node, std::move(commands), std::move(ops), true);
+    ++attempt;
+    written = co_await probe_write(attempt % n, attempt);
     if (!written) co_await sleep_for(100ms);
   }
   if (!written) {
     for (std::size_t i = 0; i < n; ++i) event("  " + describe(i));
-    violation("liveness: no write succeeded within " +
-              std::to_string(std::chrono::duration_cast<std::chrono::seconds>(options_.liveness_bound).count()) +
-              " s after the faults healed");
+    violation(
+        "liveness: no write succeeded within " +
+        std::to_string(
+            std::chrono::duration_cast<std::chrono::seconds>(options_.liveness_bound).count()) +
+        " s after the faults healed");
     co_return;
   }
   // Every node that is up catches up with the highest commit index.
@@ -666,13 +751,20 @@ Task<void> Cluster::heal_and_check_liveness() {
       if (p.live && p.live->service->applied_index() < target) caught_up = false;
     }
     if (caught_up) break;
+    // A live client keeps writing: a new leader commits its predecessors' entries only
+    // through one of its own term (Figure 8), and without the election no-op that takes a
+    // write.
+    if (++attempt % 50 == 0) (void)co_await probe_write(attempt % n, attempt);
     if (Loop::current().now() >= deadline) {
       std::string where;
       for (std::size_t i = 0; i < n; ++i) {
-        if (peers_[i].live) where += " node " + std::to_string(i) + " at " + std::to_string(peers_[i].live->service->applied_index().value);
+        if (peers_[i].live)
+          where += " node " + std::to_string(i) + " at " +
+                   std::to_string(peers_[i].live->service->applied_index().value);
       }
       for (std::size_t i = 0; i < n; ++i) event("  " + describe(i));
-      violation("liveness: nodes did not catch up to index " + std::to_string(target.value) + " in time:" + where);
+      violation("liveness: nodes did not catch up to index " + std::to_string(target.value) +
+                " in time:" + where);
       co_return;
     }
     co_await sleep_for(20ms);
@@ -690,25 +782,32 @@ Task<void> Cluster::run(SimResult& result) {
     const TimePoint now = Loop::current().now();
     if (now != instant_) instant_ = now, instant_messages_ = 0;
     if (++instant_messages_ == kInstantMessagesMax) {
-      violation("busy loop: " + std::to_string(kInstantMessagesMax) + " messages in one virtual instant, the last from node " +
-                std::to_string(from.value) + " to node " + std::to_string(to.value) + " (message kind " +
-                std::to_string(request.index()) + (reply ? ", a reply)" : ", a request)"));
-      std::printf("FAIL seed %llu: %s\n  the last %zu events:\n", static_cast<unsigned long long>(options_.seed),
-                  violations_.back().c_str(), trace_.size());
+      violation("busy loop: " + std::to_string(kInstantMessagesMax) +
+                " messages in one virtual instant, the last from node " +
+                std::to_string(from.value) + " to node " + std::to_string(to.value) +
+                " (message kind " + std::to_string(request.index()) +
+                (reply ? ", a reply)" : ", a request)"));
+      std::printf("FAIL seed %llu: %s\n  the last %zu events:\n",
+                  static_cast<unsigned long long>(options_.seed), violations_.back().c_str(),
+                  trace_.size());
       for (const std::string& e : trace_) std::printf("    %s\n", e.c_str());
       std::printf("  replay: %s\n", replay_command(options_).c_str());
       std::fflush(stdout);
       std::_Exit(1);
     }
+    if (debug_index_) trace_index(from, to, request, reply);
     const std::size_t before = wire_.violations().size();
     const std::uint64_t leaders = wire_.leaders_seen();
     wire_.on_message(from, to, request, reply);
-    if (wire_.leaders_seen() != leaders) event("wire: node " + std::to_string(from.value) + " leads a new term");
-    for (std::size_t v = before; v < wire_.violations().size(); ++v) event("VIOLATION " + wire_.violations()[v]);
+    if (wire_.leaders_seen() != leaders)
+      event("wire: node " + std::to_string(from.value) + " leads a new term");
+    for (std::size_t v = before; v < wire_.violations().size(); ++v)
+      event("VIOLATION " + wire_.violations()[v]);
   });
   for (std::size_t i = 0; i < peers_.size(); ++i) {
     // Clock skew: each node's timers run at their own rate.
-    if (options_.process_faults) peers_[i].clock_rate = 0.8 + 0.45 * static_cast<double>(r.uniform(0, 1000)) / 1000.0;
+    if (options_.process_faults)
+      peers_[i].clock_rate = 0.8 + 0.45 * static_cast<double>(r.uniform(0, 1000)) / 1000.0;
     co_await start(i);
   }
   Scope clients(co_await current_token());
@@ -728,12 +827,15 @@ Task<void> Cluster::run(SimResult& result) {
     std::vector<Op> history;
     for (std::size_t i = 0; i < history_.size(); ++i) {
       // Reads never answered say nothing.
-      if (!dropped_[i] && !(history_[i].indeterminate && history_[i].kind == OpKind::kGet)) history.push_back(history_[i]);
+      if (!dropped_[i] && !(history_[i].indeterminate && history_[i].kind == OpKind::kGet))
+        history.push_back(history_[i]);
     }
     const LinearizabilityResult lin = check_linearizable(history);
     result.lin_states = lin.states;
     result.lin_gave_up = lin.gave_up;
-    if (!lin.ok) violation("linearizability: no order of key " + lin.key + "'s operations explains them:\n" + lin.explanation);
+    if (!lin.ok)
+      violation("linearizability: no order of key " + lin.key + "'s operations explains them:\n" +
+                lin.explanation);
   }
   for (std::size_t i = 0; i < peers_.size(); ++i) co_await crash(i);
   co_await net_.close();
@@ -763,10 +865,10 @@ std::string replay_command(const SimOptions& o) {
   if (o.disk_faults) faults += "disk,";
   if (faults.empty()) faults = "none,";
   faults.pop_back();
-  return "cluster_sim --seeds " + std::to_string(o.seed) + " --nodes " + std::to_string(o.nodes) + " --faults " +
-         faults + " --duration " +
-         std::to_string(std::chrono::duration_cast<std::chrono::seconds>(o.duration).count()) + " --clients " +
-         std::to_string(o.clients) + " --trace";
+  return "cluster_sim --seeds " + std::to_string(o.seed) + " --nodes " + std::to_string(o.nodes) +
+         " --faults " + faults + " --duration " +
+         std::to_string(std::chrono::duration_cast<std::chrono::seconds>(o.duration).count()) +
+         " --clients " + std::to_string(o.clients) + " --trace";
 }
 
 }  // namespace uraft::sim

@@ -23,7 +23,7 @@ struct SimOptions {
   bool net_faults = true;
   bool process_faults = true;
   bool disk_faults = true;
-  Duration duration = std::chrono::seconds(20);   // Virtual time with faults and clients.
+  Duration duration = std::chrono::seconds(20);        // Virtual time with faults and clients.
   Duration liveness_bound = std::chrono::seconds(10);  // After healing: leader, write, catch-up.
   std::size_t clients = 4;
   std::size_t keys = 8;
@@ -39,7 +39,7 @@ struct SimResult {
   std::uint64_t ops_indeterminate = 0;
   std::uint64_t crashes = 0;
   std::uint64_t restarts = 0;
-  std::uint64_t refusals = 0;  // Restarts the WAL refused (a corrupt record found).
+  std::uint64_t refusals = 0;       // Restarts the WAL refused (a corrupt record found).
   std::uint64_t node_failures = 0;  // A node stopped by a storage error (then restarted).
   std::uint64_t writes_lost = 0;    // Unsynced disk operations crashes dropped.
   std::uint64_t leaders = 0;        // Terms with a leader seen on the wire.

@@ -4,6 +4,7 @@
 // Exits non-zero if any seed breaks a checker; for each such seed it prints the violation,
 // the events that led to it, and the one-line command that replays it (--trace prints every
 // event of the run as it happens).
+#include <spdlog/spdlog.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -14,8 +15,6 @@
 #include <fstream>
 #include <string>
 #include <vector>
-
-#include <spdlog/spdlog.h>
 
 #include "tests/sim/cluster.h"
 
@@ -41,10 +40,14 @@ bool parse_u64(const std::string& s, std::uint64_t& out) {
 std::string json_escape(const std::string& s) {
   std::string out;
   for (char c : s) {
-    if (c == '"' || c == '\\') out += '\\', out += c;
-    else if (c == '\n') out += "\\n";
-    else if (static_cast<unsigned char>(c) < 0x20) out += ' ';
-    else out += c;
+    if (c == '"' || c == '\\')
+      out += '\\', out += c;
+    else if (c == '\n')
+      out += "\\n";
+    else if (static_cast<unsigned char>(c) < 0x20)
+      out += ' ';
+    else
+      out += c;
   }
   return out;
 }
@@ -68,19 +71,26 @@ bool run_seed(const uraft::sim::SimOptions& o, Totals& totals) {
   totals.refusals += r.refusals;
   totals.gave_up += r.lin_gave_up ? 1 : 0;
   if (o.trace_all) {
-    std::fprintf(stderr, "seed %llu: %llu ops (%llu answered, %llu unknown), %llu crashes, %llu restarts, %llu refusals, "
-                 "%llu node failures, %llu disk operations lost, %llu leaders, %llu entries committed on the wire, "
-                 "%llu search states\n",
-                 seed, static_cast<unsigned long long>(r.ops), static_cast<unsigned long long>(r.ops_ok),
-                 static_cast<unsigned long long>(r.ops_indeterminate), static_cast<unsigned long long>(r.crashes),
-                 static_cast<unsigned long long>(r.restarts), static_cast<unsigned long long>(r.refusals),
-                 static_cast<unsigned long long>(r.node_failures), static_cast<unsigned long long>(r.writes_lost),
-                 static_cast<unsigned long long>(r.leaders), static_cast<unsigned long long>(r.committed),
-                 static_cast<unsigned long long>(r.lin_states));
+    std::fprintf(
+        stderr,
+        "seed %llu: %llu ops (%llu answered, %llu unknown), %llu crashes, %llu restarts, %llu "
+        "refusals, "
+        "%llu node failures, %llu disk operations lost, %llu leaders, %llu entries committed on "
+        "the wire, "
+        "%llu search states\n",
+        seed, static_cast<unsigned long long>(r.ops), static_cast<unsigned long long>(r.ops_ok),
+        static_cast<unsigned long long>(r.ops_indeterminate),
+        static_cast<unsigned long long>(r.crashes), static_cast<unsigned long long>(r.restarts),
+        static_cast<unsigned long long>(r.refusals),
+        static_cast<unsigned long long>(r.node_failures),
+        static_cast<unsigned long long>(r.writes_lost), static_cast<unsigned long long>(r.leaders),
+        static_cast<unsigned long long>(r.committed),
+        static_cast<unsigned long long>(r.lin_states));
   }
   if (r.ok()) return true;
   std::printf("FAIL seed %llu: %s\n", seed, r.violations.front().c_str());
-  for (std::size_t v = 1; v < r.violations.size() && v < 5; ++v) std::printf("  also: %s\n", r.violations[v].c_str());
+  for (std::size_t v = 1; v < r.violations.size() && v < 5; ++v)
+    std::printf("  also: %s\n", r.violations[v].c_str());
   std::printf("  the last %zu events:\n", r.trace.size());
   for (const std::string& e : r.trace) std::printf("    %s\n", e.c_str());
   std::printf("  replay: %s\n", uraft::sim::replay_command(o).c_str());
@@ -103,10 +113,11 @@ int main(int argc, char** argv) {
     if (arg == "--seeds") {
       const std::string v = value();
       const std::size_t dots = v.find("..");
-      const bool ok = dots == std::string::npos
-                          ? parse_u64(v, first) && ((last = first), true)
-                          : parse_u64(v.substr(0, dots), first) && parse_u64(v.substr(dots + 2), last);
-      if (!ok || first > last) usage(argv[0], "--seeds: expected N or A..B with A <= B, got '" + v + "'");
+      const bool ok = dots == std::string::npos ? parse_u64(v, first) && ((last = first), true)
+                                                : parse_u64(v.substr(0, dots), first) &&
+                                                      parse_u64(v.substr(dots + 2), last);
+      if (!ok || first > last)
+        usage(argv[0], "--seeds: expected N or A..B with A <= B, got '" + v + "'");
     } else if (arg == "--nodes") {
       std::uint64_t n = 0;
       if (!parse_u64(value(), n) || n < 1 || n > 9) usage(argv[0], "--nodes: 1 to 9");
@@ -118,16 +129,22 @@ int main(int argc, char** argv) {
       while (start <= v.size()) {
         const std::size_t comma = std::min(v.find(',', start), v.size());
         const std::string f = v.substr(start, comma - start);
-        if (f == "all") base.net_faults = base.process_faults = base.disk_faults = true;
-        else if (f == "net") base.net_faults = true;
-        else if (f == "process") base.process_faults = true;
-        else if (f == "disk") base.disk_faults = true;
-        else if (f != "none") usage(argv[0], "--faults: unknown fault class '" + f + "'");
+        if (f == "all")
+          base.net_faults = base.process_faults = base.disk_faults = true;
+        else if (f == "net")
+          base.net_faults = true;
+        else if (f == "process")
+          base.process_faults = true;
+        else if (f == "disk")
+          base.disk_faults = true;
+        else if (f != "none")
+          usage(argv[0], "--faults: unknown fault class '" + f + "'");
         start = comma + 1;
       }
     } else if (arg == "--duration") {
       std::uint64_t s = 0;
-      if (!parse_u64(value(), s) || s < 1) usage(argv[0], "--duration: seconds of virtual time, at least 1");
+      if (!parse_u64(value(), s) || s < 1)
+        usage(argv[0], "--duration: seconds of virtual time, at least 1");
       base.duration = std::chrono::seconds(s);
     } else if (arg == "--clients") {
       std::uint64_t c = 0;
@@ -142,7 +159,9 @@ int main(int argc, char** argv) {
     }
   }
 
-  spdlog::set_level(std::getenv("SIM_LOG") ? spdlog::level::info : spdlog::level::off);  // The nodes' logs; the trace has what matters.
+  spdlog::set_level(std::getenv("SIM_LOG")
+                        ? spdlog::level::info
+                        : spdlog::level::off);  // The nodes' logs; the trace has what matters.
   const auto started = std::chrono::steady_clock::now();
   std::uint64_t passed = 0, failed = 0;
   Totals totals;
@@ -174,7 +193,8 @@ int main(int argc, char** argv) {
     }
     ::close(fds[1]);
     Totals theirs;
-    const bool reported = ::read(fds[0], &theirs, sizeof theirs) == static_cast<ssize_t>(sizeof theirs);
+    const bool reported =
+        ::read(fds[0], &theirs, sizeof theirs) == static_cast<ssize_t>(sizeof theirs);
     ::close(fds[0]);
     int status = 0;
     ::waitpid(child, &status, 0);
@@ -186,29 +206,36 @@ int main(int argc, char** argv) {
     ++failed;
     failing.push_back(std::to_string(seed));
     if (WIFSIGNALED(status)) {
-      std::printf("FAIL seed %llu: the process died of signal %d (a failed assertion aborts; its message is above)\n"
-                  "  replay: %s\n",
-                  static_cast<unsigned long long>(seed), WTERMSIG(status), uraft::sim::replay_command(o).c_str());
+      std::printf(
+          "FAIL seed %llu: the process died of signal %d (a failed assertion aborts; its message "
+          "is above)\n"
+          "  replay: %s\n",
+          static_cast<unsigned long long>(seed), WTERMSIG(status),
+          uraft::sim::replay_command(o).c_str());
       std::fflush(stdout);
     }
   }
-  const std::uint64_t ops = totals.ops, crashes = totals.crashes, refusals = totals.refusals, gave_up = totals.gave_up;
-  const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
-  std::printf("cluster_sim: %llu seeds, %llu passed, %llu failed; %llu client operations, %llu crashes, "
-              "%llu WAL refusals; %.1f s (%.3f s per seed)%s\n",
-              static_cast<unsigned long long>(passed + failed), static_cast<unsigned long long>(passed),
-              static_cast<unsigned long long>(failed), static_cast<unsigned long long>(ops),
-              static_cast<unsigned long long>(crashes), static_cast<unsigned long long>(refusals), seconds,
-              seconds / static_cast<double>(passed + failed),
-              gave_up ? (", " + std::to_string(gave_up) + " histories too large to check fully").c_str() : "");
+  const std::uint64_t ops = totals.ops, crashes = totals.crashes, refusals = totals.refusals,
+                      gave_up = totals.gave_up;
+  const double seconds =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+  std::printf(
+      "cluster_sim: %llu seeds, %llu passed, %llu failed; %llu client operations, %llu crashes, "
+      "%llu WAL refusals; %.1f s (%.3f s per seed)%s\n",
+      static_cast<unsigned long long>(passed + failed), static_cast<unsigned long long>(passed),
+      static_cast<unsigned long long>(failed), static_cast<unsigned long long>(ops),
+      static_cast<unsigned long long>(crashes), static_cast<unsigned long long>(refusals), seconds,
+      seconds / static_cast<double>(passed + failed),
+      gave_up ? (", " + std::to_string(gave_up) + " histories too large to check fully").c_str()
+              : "");
   if (!json.empty()) {
     std::ofstream out(json);
-    out << "{\"seeds\": [" << first << ", " << last << "], \"nodes\": " << base.nodes << ", \"passed\": " << passed
-        << ", \"failed\": " << failed << ", \"failing\": [";
+    out << "{\"seeds\": [" << first << ", " << last << "], \"nodes\": " << base.nodes
+        << ", \"passed\": " << passed << ", \"failed\": " << failed << ", \"failing\": [";
     for (std::size_t i = 0; i < failing.size(); ++i) out << (i ? ", " : "") << failing[i];
     out << "], \"ops\": " << ops << ", \"crashes\": " << crashes << ", \"refusals\": " << refusals
-        << ", \"seconds\": " << seconds << ", \"replay\": \"" << json_escape(uraft::sim::replay_command(base))
-        << "\"}\n";
+        << ", \"seconds\": " << seconds << ", \"replay\": \""
+        << json_escape(uraft::sim::replay_command(base)) << "\"}\n";
   }
   return failed == 0 ? 0 : 1;
 }

@@ -15,7 +15,8 @@ using State = std::optional<std::string>;
 std::optional<std::int64_t> parse_int(const std::string& s) {
   std::int64_t v = 0;
   const auto [end, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
-  if (ec != std::errc() || end != s.data() + s.size() || s.empty() || s[0] == '+') return std::nullopt;
+  if (ec != std::errc() || end != s.data() + s.size() || s.empty() || s[0] == '+')
+    return std::nullopt;
   if (s.size() > 1 && (s[0] == '0' || (s[0] == '-' && s[1] == '0'))) return std::nullopt;
   return v;
 }
@@ -60,7 +61,7 @@ bool step(const Op& op, State& state) {
 }
 
 struct Event {
-  std::size_t op;   // Index into the key's operations.
+  std::size_t op;  // Index into the key's operations.
   bool is_call;
   Event* match = nullptr;  // A call's return.
   Event* prev = nullptr;
@@ -81,7 +82,8 @@ struct CacheHash {
 };
 
 // One key: true if linearizable; `states` counts the search; nullopt if it ran out of budget.
-std::optional<bool> check_key(const std::vector<const Op*>& ops, std::size_t budget, std::size_t& states) {
+std::optional<bool> check_key(const std::vector<const Op*>& ops, std::size_t budget,
+                              std::size_t& states) {
   const std::size_t n = ops.size();
   constexpr std::uint64_t kNever = std::numeric_limits<std::uint64_t>::max();
   std::vector<Event> events;
@@ -196,7 +198,8 @@ LinearizabilityResult check_linearizable(const std::vector<Op>& history, std::si
       while (lo < hi) {
         const std::size_t mid = (lo + hi) / 2;
         std::size_t ignored = 0;
-        const std::vector<const Op*> prefix(ops.begin(), ops.begin() + static_cast<std::ptrdiff_t>(mid));
+        const std::vector<const Op*> prefix(ops.begin(),
+                                            ops.begin() + static_cast<std::ptrdiff_t>(mid));
         if (check_key(prefix, state_budget, ignored) == std::optional<bool>(false)) {
           hi = mid;
         } else {
@@ -206,9 +209,11 @@ LinearizabilityResult check_linearizable(const std::vector<Op>& history, std::si
       result.ok = false;
       result.key = key;
       const std::size_t from = hi > 30 ? hi - 30 : 0;
-      result.explanation = "  (the first " + std::to_string(hi) + " of its " + std::to_string(ops.size()) +
+      result.explanation = "  (the first " + std::to_string(hi) + " of its " +
+                           std::to_string(ops.size()) +
                            " operations, by call, are already refused; the last of them:)\n";
-      for (std::size_t i = from; i < hi; ++i) result.explanation += "  " + ops[i]->describe() + "\n";
+      for (std::size_t i = from; i < hi; ++i)
+        result.explanation += "  " + ops[i]->describe() + "\n";
       return result;
     }
   }

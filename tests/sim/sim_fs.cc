@@ -49,15 +49,16 @@ bool SimFs::take_space(std::uint64_t now_size, std::uint64_t new_size) {
 }
 
 bool SimFs::fail_io(Rng& rng) {
-  if (options_.eio_per_million == 0 || rng.uniform(0, 999'999) >= options_.eio_per_million) return false;
+  if (options_.eio_per_million == 0 || rng.uniform(0, 999'999) >= options_.eio_per_million)
+    return false;
   ++io_errors_;
   return true;
 }
 
 Duration SimFs::sync_latency(Rng& rng) const {
   auto draw = [&rng](Duration lo, Duration hi) {
-    return Duration{static_cast<Duration::rep>(rng.uniform(static_cast<std::uint64_t>(lo.count()),
-                                                           static_cast<std::uint64_t>(hi.count())))};
+    return Duration{static_cast<Duration::rep>(rng.uniform(
+        static_cast<std::uint64_t>(lo.count()), static_cast<std::uint64_t>(hi.count())))};
   };
   if (options_.sync_tail_per_mille > 0 && rng.uniform(0, 999) < options_.sync_tail_per_mille) {
     return draw(options_.sync_latency_max, options_.sync_tail_max);
@@ -91,9 +92,11 @@ std::uint64_t SimFs::crash(Rng& rng) {
         const std::uint64_t first_boundary = (torn.offset / kSectorBytes + 1) * kSectorBytes;
         if (first_boundary < end) {
           const std::uint64_t sectors = (end - first_boundary + kSectorBytes - 1) / kSectorBytes;
-          const std::uint64_t cut = std::min(end, first_boundary + rng.uniform(0, sectors - 1) * kSectorBytes);
-          FileOp part{torn.offset, Bytes(torn.data.begin(),
-                                         torn.data.begin() + static_cast<std::ptrdiff_t>(cut - torn.offset))};
+          const std::uint64_t cut =
+              std::min(end, first_boundary + rng.uniform(0, sectors - 1) * kSectorBytes);
+          FileOp part{torn.offset,
+                      Bytes(torn.data.begin(),
+                            torn.data.begin() + static_cast<std::ptrdiff_t>(cut - torn.offset))};
           apply(f->durable, part);
         }
       }
@@ -113,8 +116,8 @@ std::uint64_t SimFs::crash(Rng& rng) {
   return lost;
 }
 
-std::optional<std::string> SimFs::flip_bit(Rng& rng, const std::string& path, const std::string& prefix,
-                                           bool skip_newest) {
+std::optional<std::string> SimFs::flip_bit(Rng& rng, const std::string& path,
+                                           const std::string& prefix, bool skip_newest) {
   auto d = dirs_.find(path);
   if (d == dirs_.end()) return std::nullopt;
   std::vector<std::pair<std::string, File*>> candidates;
@@ -231,10 +234,12 @@ Task<IoResult> SimFs::sync(int fd) {
   if (fail_io(loop.rng())) co_return IoResult{-EIO};
   if (file) {
     for (std::size_t i = 0; i < covered; ++i) apply(file->durable, file->pending[i]);
-    file->pending.erase(file->pending.begin(), file->pending.begin() + static_cast<std::ptrdiff_t>(covered));
+    file->pending.erase(file->pending.begin(),
+                        file->pending.begin() + static_cast<std::ptrdiff_t>(covered));
   } else {
     for (std::size_t i = 0; i < covered; ++i) apply(dir->durable, dir->pending[i]);
-    dir->pending.erase(dir->pending.begin(), dir->pending.begin() + static_cast<std::ptrdiff_t>(covered));
+    dir->pending.erase(dir->pending.begin(),
+                       dir->pending.begin() + static_cast<std::ptrdiff_t>(covered));
   }
   co_return IoResult{0};
 }

@@ -86,8 +86,8 @@ class SimFs final : public WalFiles {
     Bytes data;
   };
   struct File {
-    Bytes cached;   // What reads see.
-    Bytes durable;  // What survives a crash.
+    Bytes cached;                 // What reads see.
+    Bytes durable;                // What survives a crash.
     std::vector<FileOp> pending;  // Since the last sync, in order.
   };
   struct DirOp {  // Removes `from` (if set), then binds `name` to `file` or (file null) removes it.

@@ -1,5 +1,7 @@
 // SimFs: what a crash keeps (the synced, a prefix of the rest, maybe a torn sector run), and
 // the real WAL over it recovering every acknowledged write.
+#include "tests/sim/sim_fs.h"
+
 #include <doctest/doctest.h>
 #include <fcntl.h>
 
@@ -7,7 +9,6 @@
 
 #include "core/loop.h"
 #include "raft/wal_storage.h"
-#include "tests/sim/sim_fs.h"
 
 namespace uraft::sim {
 namespace {
@@ -24,12 +25,14 @@ Task<std::string> read_all(SimFs& fs, int dir, std::string name) {
   std::uint64_t size = 0;
   (void)fs.file_size(fd.res, size);
   std::string out(size, '\0');
-  (void)co_await fs.read(fd.res, std::span(reinterpret_cast<std::byte*>(out.data()), out.size()), 0);
+  (void)co_await fs.read(fd.res, std::span(reinterpret_cast<std::byte*>(out.data()), out.size()),
+                         0);
   fs.close_now(fd.res);
   co_return out;
 }
 
-TEST_CASE("SimFs: a crash keeps synced data and a prefix of the rest; names need a directory sync") {
+TEST_CASE(
+    "SimFs: a crash keeps synced data and a prefix of the rest; names need a directory sync") {
   for (std::uint64_t seed = 1; seed <= 40; ++seed) {
     auto loop = Loop::simulated({.seed = seed});
     loop->run([](Loop& l) -> Task<void> {
@@ -113,7 +116,8 @@ TEST_CASE("SimFs: the WAL over it recovers every acknowledged append across cras
         std::unique_ptr<WalStorage> wal = co_await WalStorage::open("/data", o);
         const RecoveredState r = co_await wal->load();
         REQUIRE(r.entries.size() >= acked);
-        for (std::size_t i = 0; i < acked; ++i) CHECK(r.entries[i].command == "entry " + std::to_string(i + 1));
+        for (std::size_t i = 0; i < acked; ++i)
+          CHECK(r.entries[i].command == "entry " + std::to_string(i + 1));
         const std::uint64_t first = r.entries.size() + 1;
         acked = r.entries.size();
         for (std::uint64_t i = first; i < first + 50; ++i) {

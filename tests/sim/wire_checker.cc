@@ -13,7 +13,8 @@ Term reply_term(const Message& m) {
   return std::visit(
       [](const auto& r) -> Term {
         using T = std::decay_t<decltype(r)>;
-        if constexpr (std::is_same_v<T, RequestVoteReply> || std::is_same_v<T, AppendEntriesReply> ||
+        if constexpr (std::is_same_v<T, RequestVoteReply> ||
+                      std::is_same_v<T, AppendEntriesReply> ||
                       std::is_same_v<T, InstallSnapshotReply>) {
           return r.term;
         } else {
@@ -32,8 +33,8 @@ void WireChecker::violation(std::string what) { violations_.push_back(std::move(
 void WireChecker::leader(NodeId id, Term term, const char* how) {
   auto [it, fresh] = leaders_.emplace(term.value, id);
   if (!fresh && it->second != id) {
-    violation("Election Safety: " + node_name(it->second) + " and " + node_name(id) + " both led term " +
-              std::to_string(term.value) + " (" + how + ")");
+    violation("Election Safety: " + node_name(it->second) + " and " + node_name(id) +
+              " both led term " + std::to_string(term.value) + " (" + how + ")");
   }
 }
 
@@ -44,7 +45,8 @@ void WireChecker::check_against_committed(NodeId from, Term term, LogIndex index
   if (it != committed_.end() && term.value > it->second && it->second != entry_term.value) {
     violation("committed entry lost: index " + std::to_string(index.value) + " committed in term " +
               std::to_string(it->second) + ", but " + node_name(from) + ", leader of term " +
-              std::to_string(term.value) + ", sends one of term " + std::to_string(entry_term.value));
+              std::to_string(term.value) + ", sends one of term " +
+              std::to_string(entry_term.value));
   }
 }
 
@@ -54,8 +56,12 @@ void WireChecker::acknowledge(NodeId follower, const AppendEntriesArgs& args, Lo
     auto it = log.find(index);
     if (it != log.end() && it->second != term) log.erase(it, log.end());  // The follower cut here.
     log[index] = term;
+    // Committed (§5.4.2): on a majority through its own term's leader. An older term's entry
+    // on a majority is not (Figure 8): a leader elected before it got there may replace it.
+    if (term != args.term) return;
     auto& voters = acks_[index][term.value];
-    if (std::find(voters.begin(), voters.end(), follower) == voters.end()) voters.push_back(follower);
+    if (std::find(voters.begin(), voters.end(), follower) == voters.end())
+      voters.push_back(follower);
     if (voters.size() >= nodes_ / 2 + 1 && !committed_.contains(index)) {
       committed_[index] = term.value;
     }
@@ -72,9 +78,11 @@ void WireChecker::on_message(NodeId from, NodeId to, const Message& request, con
   if (reply == nullptr) {
     if (const auto* ae = std::get_if<AppendEntriesArgs>(&request)) {
       leader(from, ae->term, "AppendEntries");
-      if (ae->prev_log_index.value > 0) check_against_committed(from, ae->term, ae->prev_log_index, ae->prev_log_term);
+      if (ae->prev_log_index.value > 0)
+        check_against_committed(from, ae->term, ae->prev_log_index, ae->prev_log_term);
       for (std::size_t i = 0; i < ae->entries.size(); ++i) {
-        check_against_committed(from, ae->term, LogIndex{ae->prev_log_index.value + 1 + i}, ae->entries[i].term);
+        check_against_committed(from, ae->term, LogIndex{ae->prev_log_index.value + 1 + i},
+                                ae->entries[i].term);
       }
     } else if (const auto* is = std::get_if<InstallSnapshotArgs>(&request)) {
       leader(from, is->term, "InstallSnapshot");
@@ -89,8 +97,9 @@ void WireChecker::on_message(NodeId from, NodeId to, const Message& request, con
     const auto& args = std::get<RequestVoteArgs>(request);
     auto [it, fresh] = p.votes.emplace(vote->term.value, args.candidate_id);
     if (!fresh && it->second != args.candidate_id) {
-      violation("one vote per term: " + node_name(to) + " granted " + node_name(it->second) + " and " +
-                node_name(args.candidate_id) + " in term " + std::to_string(vote->term.value));
+      violation("one vote per term: " + node_name(to) + " granted " + node_name(it->second) +
+                " and " + node_name(args.candidate_id) + " in term " +
+                std::to_string(vote->term.value));
     }
   } else if (const auto* ae = std::get_if<AppendEntriesReply>(reply); ae && ae->success) {
     acknowledge(to, std::get<AppendEntriesArgs>(request), ae->match_index);
@@ -111,8 +120,10 @@ void WireChecker::on_restart(NodeId id, const RecoveredState& r) {
     violation(who + " in term " + std::to_string(term.value) + " but had replied in term " +
               std::to_string(p.term.value));
   }
-  if (auto it = p.votes.find(term.value); it != p.votes.end() && r.hard_state.voted_for != it->second) {
-    violation(who + " without its vote for " + node_name(it->second) + " in term " + std::to_string(term.value));
+  if (auto it = p.votes.find(term.value);
+      it != p.votes.end() && r.hard_state.voted_for != it->second) {
+    violation(who + " without its vote for " + node_name(it->second) + " in term " +
+              std::to_string(term.value));
   }
   const LogIndex base = r.snapshot ? r.snapshot->last_included_index : LogIndex{0};
   auto term_at = [&](std::uint64_t index) -> std::optional<Term> {
@@ -132,8 +143,8 @@ void WireChecker::on_restart(NodeId id, const RecoveredState& r) {
     const std::optional<Term> t = term_at(index);
     if (t && *t > promised) break;  // A newer leader's entry replaced it (and what follows).
     if (!t || *t != promised) {
-      violation(who + " without the entry it acknowledged at index " + std::to_string(index) + " (term " +
-                std::to_string(promised.value) + "; has " +
+      violation(who + " without the entry it acknowledged at index " + std::to_string(index) +
+                " (term " + std::to_string(promised.value) + "; has " +
                 (t ? "term " + std::to_string(t->value) : std::string("nothing")) + ")");
       break;
     }

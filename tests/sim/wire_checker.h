@@ -8,8 +8,8 @@
 //     vote in that term; each acknowledged entry, unless a newer term's entry replaced it or
 //     a snapshot covers it).
 //   Committed entries stay (Leader Completeness): an entry a majority of followers
-//     acknowledged is committed; no leader of a later term may send a different entry at its
-//     index.
+//     acknowledged from the leader of its own term is committed; no leader of a later term
+//     may send a different entry at its index.
 #pragma once
 
 #include <cstddef>
@@ -39,10 +39,10 @@ class WireChecker {
 
  private:
   struct Promises {
-    Term term;                            // The highest term in any reply it sent.
+    Term term;                              // The highest term in any reply it sent.
     std::map<std::uint64_t, NodeId> votes;  // Term -> the candidate it granted.
-    std::map<std::uint64_t, Term> log;    // Index -> term of each acknowledged entry.
-    LogIndex snapshot_index;              // The highest snapshot it said it installed.
+    std::map<std::uint64_t, Term> log;      // Index -> term of each acknowledged entry.
+    LogIndex snapshot_index;                // The highest snapshot it said it installed.
     Term snapshot_term;
   };
 
