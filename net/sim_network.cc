@@ -26,6 +26,8 @@ TimePoint deadline_after(TimePoint now, Duration timeout) {
 }
 
 // A link's extra delay, uniform in [delay_min, delay_max].
+constexpr std::uint64_t kSimClusterId = 1;  // The frames' cluster id when frames are on.
+
 Duration draw_delay(Rng& rng, const LinkFaults& faults) {
   if (faults.tail_per_mille > 0 && rng.uniform(0, 999) < faults.tail_per_mille) {
     const auto tail = static_cast<std::uint64_t>((faults.tail_max - faults.delay_max).count());
@@ -337,6 +339,22 @@ std::size_t SimNetwork::encoded_size(const Message& m) {
   return scratch_.size();
 }
 
+bool SimNetwork::cross_wire(Message& m, const LinkFaults* faults) {
+  frame_.clear();
+  if (!encode_frame(kSimClusterId, 0, m, frame_)) return false;
+  Rng& rng = Loop::current().rng();
+  if (faults != nullptr && faults->corrupt_per_mille > 0 && rng.uniform(0, 999) < faults->corrupt_per_mille) {
+    frame_[rng.uniform(0, frame_.size() - 1)] ^= static_cast<char>(1u << rng.uniform(0, 7));
+  }
+  DecodedFrame decoded = decode_frame(byte_span(frame_), kSimClusterId);
+  if (decoded.error) {
+    ++frames_refused_;
+    return false;
+  }
+  m = std::move(decoded.message);
+  return true;
+}
+
 // --- calls ---
 
 Task<RpcResult> SimNetwork::call(Endpoint* end, NodeId to, Message request, Duration timeout) {
@@ -427,6 +445,8 @@ Task<RpcResult> SimNetwork::process_request(Endpoint* end, NodeId to, Message re
     }
   }
 
+  if (frames_ && !cross_wire(request, link(from, to))) co_return RpcResult::failure(RpcError::kDropped);
+
   // 3. Run the handler in a task of its own, so that the call can keep checking whether the
   // server has been killed; check every 100 ms, as labrpc polls.
   auto slot = std::make_shared<Dispatch>();
@@ -471,6 +491,7 @@ Task<RpcResult> SimNetwork::process_request(Endpoint* end, NodeId to, Message re
     const End waited = co_await Wait(*this, loop.now() + delay, deadline);
     if (waited != End::kReached) co_return Wait::failure(waited);
   }
+  if (frames_ && !cross_wire(*slot->reply, link(to, from))) co_return RpcResult::failure(RpcError::kDropped);
   // Reply bytes count only when a reply is delivered.
   total_bytes_ += encoded_size(*slot->reply);
   co_return RpcResult::success(std::move(*slot->reply));

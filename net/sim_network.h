@@ -35,6 +35,9 @@ struct LinkFaults {
   // must shrug off duplicates; a forwarded ClientRequest is not idempotent, and relies on
   // the transport never duplicating it (TCP does not), so it is never duplicated here.
   std::uint32_t duplicate_per_mille = 0;
+  // With frames on (set_frames): chance that a bit of a message's frame flips on the way; the
+  // frame's CRC must catch it (the message is then lost).
+  std::uint32_t corrupt_per_mille = 0;
 };
 
 // The labrpc model in brief (spec/raft-lab-tests.md §3). Every call counts toward
@@ -126,6 +129,12 @@ class SimNetwork {
   // Sees every request as its handler starts (reply null) and every reply a handler returned
   // (with its request), whether or not the network then delivers it: a simulator's checkers
   // read the wire here rather than trusting what nodes say about themselves.
+  // Every request and every delivered reply crosses as a real frame (net/frame.h): encoded,
+  // exposed to the link's corruption, decoded; a frame that does not decode is lost and
+  // counted. Off by default (the lab passes messages as they are).
+  void set_frames(bool on) noexcept { frames_ = on; }
+  std::uint64_t frames_refused() const noexcept { return frames_refused_; }
+
   using Tap = std::function<void(NodeId from, NodeId to, const Message& request, const Message* reply)>;
   void set_tap(Tap tap) { tap_ = std::move(tap); }
 
@@ -165,6 +174,9 @@ class SimNetwork {
   bool server_dead(const Endpoint& end, NodeId to, const Server* server) const;
   const LinkFaults* link(NodeId from, NodeId to) const;
   std::size_t encoded_size(const Message& m);
+  // With frames on: m as the receiver decodes it from its frame; false if the frame was
+  // refused (corrupted on the way by `faults`, if any).
+  bool cross_wire(Message& m, const LinkFaults* faults);
 
   Task<RpcResult> call(Endpoint* end, NodeId to, Message request, Duration timeout);
   Task<RpcResult> process_request(Endpoint* end, NodeId to, Message request, TimePoint deadline);
@@ -190,6 +202,9 @@ class SimNetwork {
   std::exception_ptr handler_error_;
   std::string scratch_;  // Reused buffer for measuring encoded sizes.
   Tap tap_;
+  bool frames_ = false;
+  std::uint64_t frames_refused_ = 0;
+  std::string frame_;  // Reused buffer for cross_wire.
 };
 
 }  // namespace uraft

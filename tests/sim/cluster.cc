@@ -206,11 +206,18 @@ Task<void> Cluster::start(std::size_t i) {
   auto inst = std::make_unique<Instance>();
   RecoveredState recovered;
   std::string refusal;
+  const std::uint64_t io_errors = p.fs->io_errors();
   try {
     inst->wal = co_await WalStorage::open(kDataDir, wo);
     recovered = co_await inst->wal->load();
   } catch (const WalRecoveryError& e) {
     refusal = e.what();
+  }
+  if (!refusal.empty() && p.fs->io_errors() != io_errors) {
+    // An I/O error while recovering: the process exits; its supervisor tries again later.
+    event("node " + std::to_string(i) + " fails to start: " + refusal);
+    p.restart_at = Loop::current().now() + ms(500);
+    co_return;
   }
   if (!refusal.empty()) {
     p.refused = true;
@@ -218,8 +225,7 @@ Task<void> Cluster::start(std::size_t i) {
     event("node " + std::to_string(i) + " refuses to start: " + refusal);
     if (!p.corrupted)
       violation("node " + std::to_string(i) + " refused a disk no bit flip touched: " + refusal);
-    if (inst->wal) co_await inst->wal->close();
-    co_return;
+    co_return;  // (open() threw: there is no storage to close.)
   }
   wire_.on_restart(id(i), recovered);
   inst->node = std::make_unique<Node>(id(i), options_.nodes, net_.endpoint(id(i)), *inst->wal,
@@ -595,7 +601,7 @@ Task<void> Cluster::nemesis_step() {
   } else if (kind == "links") {
     const std::size_t a = r.uniform(0, n - 1), b = (a + r.uniform(1, n - 1)) % n;
     LinkFaults f;
-    switch (r.uniform(0, 3)) {
+    switch (r.uniform(0, 4)) {
       case 0:
         f.loss_per_mille = 1000;
         break;  // One way only.
@@ -609,6 +615,10 @@ Task<void> Cluster::nemesis_step() {
         f.duplicate_per_mille = 300;
         f.delay_max = ms(20);
         break;
+      case 3:
+        f.corrupt_per_mille = 100;  // Bit flips the frames' CRC must catch.
+        f.delay_max = ms(10);
+        break;
       default:
         f.loss_per_mille = 300;
         f.delay_max = ms(100);
@@ -620,7 +630,8 @@ Task<void> Cluster::nemesis_step() {
           std::to_string(std::chrono::duration_cast<std::chrono::milliseconds>(
                              std::max(f.delay_max, f.tail_max))
                              .count()) +
-          " ms, duplicates " + std::to_string(f.duplicate_per_mille) + "/1000");
+          " ms, duplicates " + std::to_string(f.duplicate_per_mille) + "/1000, bit flips " +
+          std::to_string(f.corrupt_per_mille) + "/1000");
   } else if (kind == "unreliable") {
     const bool on = r.uniform(0, 1) == 1;
     net_.set_reliable(!on);
@@ -776,6 +787,7 @@ Task<void> Cluster::heal_and_check_liveness() {
 Task<void> Cluster::run(SimResult& result) {
   result_ = &result;
   Rng& r = rng();
+  net_.set_frames(true);  // Every message crosses as a real frame, through the codec.
   net_.set_tap([this](NodeId from, NodeId to, const Message& request, const Message* reply) {
     // A node that sends without ever letting virtual time pass is in a busy loop: the run
     // would never end, so report it here and stop the process.
@@ -842,6 +854,7 @@ Task<void> Cluster::run(SimResult& result) {
   for (const std::string& v : wire_.violations()) result.violations.push_back(v);
   for (std::string& v : violations_) result.violations.push_back(std::move(v));
   result.leaders = wire_.leaders_seen();
+  result.frames_refused = net_.frames_refused();
   result.committed = wire_.committed_seen();
   result.trace.assign(trace_.begin(), trace_.end());
 }

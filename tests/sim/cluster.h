@@ -1,7 +1,7 @@
 // The cluster simulator: N uraftd nodes in one process on the simulated loop — the real
-// kv::Service, Node and WalStorage over SimFs (a simulated disk) and SimNetwork — driven by
-// simulated clients and a nemesis that injects network, process and disk faults, all drawn
-// from one seed. Checkers that do not trust the nodes judge the run: the clients' history
+// kv::Service, Node and WalStorage over SimFs (a simulated disk) and SimNetwork (real frames
+// through the codec) — driven by simulated clients and a nemesis that injects network,
+// process and disk faults, all drawn from one seed. Checkers that do not trust the nodes judge the run: the clients' history
 // must be linearizable (history.h), the wire and the restarted disks must keep Raft's
 // promises (wire_checker.h), equal applied indexes must mean equal stores, and once the
 // faults heal the cluster must elect a leader, take a write and catch every node up.
@@ -44,6 +44,7 @@ struct SimResult {
   std::uint64_t writes_lost = 0;    // Unsynced disk operations crashes dropped.
   std::uint64_t leaders = 0;        // Terms with a leader seen on the wire.
   std::uint64_t committed = 0;      // Entries seen committed on the wire.
+  std::uint64_t frames_refused = 0;  // Frames corrupted on the way that the receiver refused.
   std::uint64_t lin_states = 0;
   bool lin_gave_up = false;
   double virtual_seconds = 0;

@@ -71,21 +71,16 @@ bool run_seed(const uraft::sim::SimOptions& o, Totals& totals) {
   totals.refusals += r.refusals;
   totals.gave_up += r.lin_gave_up ? 1 : 0;
   if (o.trace_all) {
-    std::fprintf(
-        stderr,
-        "seed %llu: %llu ops (%llu answered, %llu unknown), %llu crashes, %llu restarts, %llu "
-        "refusals, "
-        "%llu node failures, %llu disk operations lost, %llu leaders, %llu entries committed on "
-        "the wire, "
-        "%llu search states\n",
-        seed, static_cast<unsigned long long>(r.ops), static_cast<unsigned long long>(r.ops_ok),
-        static_cast<unsigned long long>(r.ops_indeterminate),
-        static_cast<unsigned long long>(r.crashes), static_cast<unsigned long long>(r.restarts),
-        static_cast<unsigned long long>(r.refusals),
-        static_cast<unsigned long long>(r.node_failures),
-        static_cast<unsigned long long>(r.writes_lost), static_cast<unsigned long long>(r.leaders),
-        static_cast<unsigned long long>(r.committed),
-        static_cast<unsigned long long>(r.lin_states));
+    auto n = [](std::uint64_t v) { return std::to_string(v); };
+    const std::string line = "seed " + n(o.seed) + ": " + n(r.ops) + " ops (" + n(r.ops_ok) +
+                             " answered, " + n(r.ops_indeterminate) + " unknown), " + n(r.crashes) +
+                             " crashes, " + n(r.restarts) + " restarts, " + n(r.refusals) +
+                             " refusals, " + n(r.node_failures) + " node failures, " +
+                             n(r.writes_lost) + " disk operations lost, " + n(r.leaders) +
+                             " leaders, " + n(r.committed) + " entries committed on the wire, " +
+                             n(r.frames_refused) + " corrupt frames refused, " + n(r.lin_states) +
+                             " search states";
+    std::fprintf(stderr, "%s\n", line.c_str());
   }
   if (r.ok()) return true;
   std::printf("FAIL seed %llu: %s\n", seed, r.violations.front().c_str());
