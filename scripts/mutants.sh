@@ -4,13 +4,16 @@
 # worktree, and reports how many of the seeds caught it and the first seed that did. A
 # mutant no seed catches is a hole in the checkers (exit status 1).
 #
-#   scripts/mutants.sh [SEEDS]   (default 200: seeds 1..SEEDS, 3 nodes, every fault)
+#   scripts/mutants.sh [SEEDS [CLUSTER_SIM_ARGS...]]   (default 200: seeds 1..SEEDS, every fault)
+#
+# MUTANT=substring runs only the mutants whose name contains it.
 #
 # Outside CI (it builds once per mutant). Environment: URAFT_BUILD_ROOT as scripts/test.sh.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 root=$(pwd)
 seeds=${1:-200}
+shift $(($# > 0 ? 1 : 0))
 export CCACHE_DIR=${CCACHE_DIR:-$HOME/.cache/uraft-ccache}
 
 tree=$(mktemp -d "${TMPDIR:-/tmp}/uraft-mutant.XXXXXX")
@@ -31,6 +34,7 @@ mutants=(
 status=0
 for m in "${mutants[@]}"; do
   IFS='|' read -r name file from to <<<"$m"
+  [[ "$name" == *"${MUTANT:-}"* ]] || continue
   git -C "$tree" checkout -q -- .
   python3 - "$tree/$file" "$from" "$to" <<'EOF' || { echo "mutant '$name': the line is gone from $file"; status=1; continue; }
 import sys
@@ -41,7 +45,7 @@ if text.count(old) != 1:
 open(path, 'w').write(text.replace(old, new))
 EOF
   ninja -C "$build" tests/sim/cluster_sim >"$tree/build.log" 2>&1 || { echo "mutant '$name': does not build"; status=1; continue; }
-  out=$("$build/tests/sim/cluster_sim" --seeds "1..$seeds" 2>&1)
+  out=$("$build/tests/sim/cluster_sim" --seeds "1..$seeds" "$@" 2>&1)
   caught=$(grep -c '^FAIL seed' <<<"$out")
   asserts=$(grep -c 'URAFT_ASSERT' <<<"$out")
   first=$(grep -m1 '^FAIL seed' <<<"$out")
