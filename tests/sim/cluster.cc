@@ -462,57 +462,32 @@ Task<void> Cluster::client(Cluster* self, std::uint32_t c) {
     std::vector<std::vector<std::string>> commands;
     std::vector<Op> ops;
     bool write = true;
-    switch (rng.uniform(0, 9)) {
-      case 0:
-      case 1: {
-        const std::string k = key();
-        commands.push_back({"SET", k, value});
-        ops.push_back(Op{OpKind::kSet, k, value});
-        break;
-      }
-      case 2:
-      case 3:
-      case 4: {
-        const std::string k = key();
-        commands.push_back({"GET", k});
-        ops.push_back(Op{OpKind::kGet, k, ""});
-        write = false;
-        break;
-      }
-      case 5: {
-        const std::string k = key();
-        commands.push_back({"INCR", k});
-        ops.push_back(Op{OpKind::kIncr, k, ""});
-        break;
-      }
-      case 6: {
-        const std::string k = key();
-        commands.push_back({"APPEND", k, value});
-        ops.push_back(Op{OpKind::kAppend, k, value});
-        break;
-      }
-      case 7: {
-        const std::string k = key();
-        commands.push_back({"DEL", k});
-        ops.push_back(Op{OpKind::kDel, k, ""});
-        break;
-      }
-      case 8: {
-        std::string a = key(), b = key();
-        if (a == b) b = a == "k0" ? "k1" : "k0";
+    // SET 2/10, GET 3/10, INCR, APPEND, DEL, MSET and MGET 1/10 each.
+    static constexpr std::pair<OpKind, const char*> kSingleKey[] = {
+        {OpKind::kSet, "SET"},       {OpKind::kSet, "SET"}, {OpKind::kGet, "GET"},
+        {OpKind::kGet, "GET"},       {OpKind::kGet, "GET"}, {OpKind::kIncr, "INCR"},
+        {OpKind::kAppend, "APPEND"}, {OpKind::kDel, "DEL"}};
+    const std::uint64_t draw = rng.uniform(0, 9);
+    if (draw < std::size(kSingleKey)) {
+      const auto [kind, name] = kSingleKey[draw];
+      const std::string k = key();
+      const bool with_value = kind == OpKind::kSet || kind == OpKind::kAppend;
+      commands.push_back({name, k});
+      if (with_value) commands.back().push_back(value);
+      ops.push_back(Op{kind, k, with_value ? value : ""});
+      write = kind != OpKind::kGet;
+    } else {
+      std::string a = key(), b = key();
+      if (a == b) b = a == "k0" ? "k1" : "k0";
+      if (draw == 8) {
         commands.push_back({"MSET", a, value + "a", b, value + "b"});
         ops.push_back(Op{OpKind::kSet, a, value + "a"});
         ops.push_back(Op{OpKind::kSet, b, value + "b"});
-        break;
-      }
-      default: {
-        std::string a = key(), b = key();
-        if (a == b) b = a == "k0" ? "k1" : "k0";
+      } else {
         commands.push_back({"MGET", a, b});
         ops.push_back(Op{OpKind::kGet, a, ""});
         ops.push_back(Op{OpKind::kGet, b, ""});
         write = false;
-        break;
       }
     }
     for (Op& op : ops) op.client = c;
@@ -684,20 +659,17 @@ Task<void> Cluster::nemesis_step() {
     event("nemesis: pause node " + std::to_string(i) + " for " +
           std::to_string(std::chrono::duration_cast<std::chrono::milliseconds>(pause).count()) +
           " ms");
-  } else if (kind == "slow-disk") {
+  } else if (kind == "slow-disk" || kind == "disk-errors") {
+    // Each toggles: a sync latency tail to 2 s, or EIO on 0.2% of operations.
     const std::size_t i = r.uniform(0, n - 1);
+    const bool slow = kind == "slow-disk";
     SimDiskOptions o = peers_[i].fs->options();
-    o.sync_tail_per_mille = o.sync_tail_per_mille ? 0 : 100;
+    std::uint32_t& knob = slow ? o.sync_tail_per_mille : o.eio_per_million;
+    knob = knob != 0 ? 0 : slow ? 100 : 2000;
     peers_[i].fs->set_options(o);
-    event("nemesis: node " + std::to_string(i) + " disk " +
-          (o.sync_tail_per_mille ? "slow (tail to 2 s)" : "fast"));
-  } else if (kind == "disk-errors") {
-    const std::size_t i = r.uniform(0, n - 1);
-    SimDiskOptions o = peers_[i].fs->options();
-    o.eio_per_million = o.eio_per_million ? 0 : 2000;
-    peers_[i].fs->set_options(o);
-    event("nemesis: node " + std::to_string(i) + " disk " +
-          (o.eio_per_million ? "fails 0.2% of I/O with EIO" : "healthy"));
+    const char* what = slow ? (knob ? "slow (tail to 2 s)" : "fast")
+                            : (knob ? "fails 0.2% of I/O with EIO" : "healthy");
+    event("nemesis: node " + std::to_string(i) + " disk " + what);
   } else if (kind == "disk-full") {
     const std::size_t i = r.uniform(0, n - 1);
     const bool full = r.uniform(0, 1) == 1;
