@@ -2,7 +2,9 @@
 // not): a checker that cannot fail proves nothing.
 #include <doctest/doctest.h>
 
+#include "tests/sim/cluster.h"
 #include "tests/sim/history.h"
+#include "tests/sim/state_checker.h"
 #include "tests/sim/wire_checker.h"
 
 namespace uraft::sim {
@@ -213,6 +215,36 @@ TEST_CASE("wire: an old term's entry on a majority is not committed (Figure 8)")
   // So node 2, leader of term 5 with its term-3 entry, may replace it.
   w.on_message(n2, n1, append(Term{5}, n2, LogIndex{0}, Term{0}, {Term{3}}), nullptr);
   CHECK(w.violations().empty());
+}
+
+TEST_CASE("state: equal applied indexes need equal stores; the applied index never goes back") {
+  StateChecker s;
+  s.observe(0, 1, LogIndex{5}, 111);
+  s.observe(1, 2, LogIndex{5}, 111);  // Another node, same index, same store.
+  s.observe(0, 1, LogIndex{7}, 222);
+  s.observe(0, 3, LogIndex{4}, 444);  // Restarted (a new instance) from an older snapshot.
+  CHECK(s.violations().empty());
+  s.observe(2, 4, LogIndex{5}, 999);
+  REQUIRE(s.violations().size() == 1);
+  CHECK(
+      s.violations()[0].find("State Machine Safety: node 2 and node 0 differ at applied index 5") !=
+      std::string::npos);
+  s.observe(0, 3, LogIndex{3}, 333);  // Same instance as at 4.
+  REQUIRE(s.violations().size() == 2);
+  CHECK(s.violations()[1].find("applied index went back from 4 to 3") != std::string::npos);
+}
+
+TEST_CASE("liveness: a bound no cluster can meet is reported") {
+  SimOptions o;
+  o.seed = 3;
+  o.duration = std::chrono::seconds(2);
+  o.liveness_bound = Duration::zero();
+  const SimResult r = run_simulation(o);
+  REQUIRE_FALSE(r.ok());
+  CHECK(r.violations[0].find("liveness: no write succeeded") != std::string::npos);
+  // And with a fair bound the same seed passes.
+  o.liveness_bound = std::chrono::seconds(10);
+  CHECK(run_simulation(o).ok());
 }
 
 }  // namespace

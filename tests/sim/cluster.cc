@@ -20,6 +20,7 @@
 #include "raft/wal_storage.h"
 #include "tests/sim/history.h"
 #include "tests/sim/sim_fs.h"
+#include "tests/sim/state_checker.h"
 #include "tests/sim/wire_checker.h"
 
 namespace uraft::sim {
@@ -43,7 +44,7 @@ struct Instance {
   Scope scope;
   std::vector<std::weak_ptr<kv::Job>> jobs;  // Sent to it by the clients.
   std::string failure;                       // Set when its node stopped on an error.
-  LogIndex applied;                          // The highest applied index the sampler saw.
+  std::uint64_t number = 0;                  // Which start of any node: for the StateChecker.
 };
 
 struct Peer {
@@ -67,7 +68,9 @@ class Cluster {
   Rng& rng() { return Loop::current().rng(); }
   void event(std::string what);
   void violation(std::string what);
-  bool failed() const { return !violations_.empty() || !wire_.violations().empty(); }
+  bool failed() const {
+    return !violations_.empty() || !wire_.violations().empty() || !state_.violations().empty();
+  }
 
   Task<void> start(std::size_t i);
   Task<void> crash(std::size_t i);
@@ -92,8 +95,8 @@ class Cluster {
   std::vector<Op> history_;
   std::vector<bool> dropped_;  // By history_ index: left out of the check.
   std::uint64_t seq_ = 0;
-  std::map<std::uint64_t, std::size_t> digests_;  // Applied index -> digest of the store.
-  std::map<std::uint64_t, std::size_t> digest_node_;
+  StateChecker state_;
+  std::uint64_t instances_ = 0;  // Numbers each node start.
   std::vector<std::string> violations_;
   std::deque<std::string> trace_;
   SimResult* result_ = nullptr;
@@ -204,6 +207,7 @@ Task<void> Cluster::start(std::size_t i) {
     event("node " + std::to_string(i) + " wal: " + std::string(line));
   };
   auto inst = std::make_unique<Instance>();
+  inst->number = ++instances_;
   RecoveredState recovered;
   std::string refusal;
   const std::uint64_t io_errors = p.fs->io_errors();
@@ -501,24 +505,15 @@ Task<void> Cluster::client(Cluster* self, std::uint32_t c) {
 
 void Cluster::sample() {
   for (std::size_t i = 0; i < peers_.size(); ++i) {
-    Instance* inst = peers_[i].live.get();
+    const Instance* inst = peers_[i].live.get();
     if (inst == nullptr || !inst->service) continue;
-    const LogIndex applied = inst->service->applied_index();
-    if (applied < inst->applied) {
-      violation("node " + std::to_string(i) + " applied index went back from " +
-                std::to_string(inst->applied.value) + " to " + std::to_string(applied.value));
-    }
-    inst->applied = applied;
     std::string bytes;
     inst->service->store().snapshot(bytes);
-    const std::size_t digest = std::hash<std::string>()(bytes);
-    auto [it, fresh] = digests_.emplace(applied.value, digest);
-    if (fresh) {
-      digest_node_[applied.value] = i;
-    } else if (it->second != digest) {
-      violation("State Machine Safety: node " + std::to_string(i) + " and node " +
-                std::to_string(digest_node_[applied.value]) + " differ at applied index " +
-                std::to_string(applied.value));
+    const std::size_t before = state_.violations().size();
+    state_.observe(i, inst->number, inst->service->applied_index(),
+                   std::hash<std::string>()(bytes));
+    for (std::size_t v = before; v < state_.violations().size(); ++v) {
+      event("VIOLATION " + state_.violations()[v]);
     }
   }
 }
@@ -824,6 +819,7 @@ Task<void> Cluster::run(SimResult& result) {
   for (std::size_t i = 0; i < peers_.size(); ++i) co_await crash(i);
   co_await net_.close();
   for (const std::string& v : wire_.violations()) result.violations.push_back(v);
+  for (const std::string& v : state_.violations()) result.violations.push_back(v);
   for (std::string& v : violations_) result.violations.push_back(std::move(v));
   result.leaders = wire_.leaders_seen();
   result.frames_refused = net_.frames_refused();
