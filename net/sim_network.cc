@@ -304,7 +304,7 @@ void SimNetwork::set_link(NodeId from, NodeId to, LinkFaults faults) {
   URAFT_ASSERT(faults.delay_min <= faults.delay_max);
   URAFT_ASSERT(faults.loss_per_mille <= 1000);
   const auto key = std::make_pair(from.value, to.value);
-  if (faults.delay_max == Duration::zero() && faults.loss_per_mille == 0) {
+  if (faults == LinkFaults{}) {
     links_.erase(key);
   } else {
     links_[key] = faults;
@@ -343,7 +343,8 @@ bool SimNetwork::cross_wire(Message& m, const LinkFaults* faults) {
   frame_.clear();
   if (!encode_frame(kSimClusterId, 0, m, frame_)) return false;
   Rng& rng = Loop::current().rng();
-  if (faults != nullptr && faults->corrupt_per_mille > 0 && rng.uniform(0, 999) < faults->corrupt_per_mille) {
+  if (faults != nullptr && faults->corrupt_per_mille > 0 &&
+      rng.uniform(0, 999) < faults->corrupt_per_mille) {
     frame_[rng.uniform(0, frame_.size() - 1)] ^= static_cast<char>(1u << rng.uniform(0, 7));
   }
   DecodedFrame decoded = decode_frame(byte_span(frame_), kSimClusterId);
@@ -432,20 +433,24 @@ Task<RpcResult> SimNetwork::process_request(Endpoint* end, NodeId to, Message re
   if (!reliable && rng.uniform(0, 999) < unreliable_loss_per_mille) {
     co_return RpcResult::failure(RpcError::kDropped);
   }
-  // Extension: the request crosses the link from -> to.
-  if (const LinkFaults* faults = link(from, to)) {
-    if (rng.uniform(0, 999) < faults->loss_per_mille) {
+  // Extension: the request crosses the link from -> to. (A copy: set_link may replace the
+  // link's faults while the request is on its way.)
+  if (const LinkFaults* link_faults = link(from, to)) {
+    const LinkFaults faults = *link_faults;
+    if (rng.uniform(0, 999) < faults.loss_per_mille) {
       co_return RpcResult::failure(RpcError::kDropped);
     }
-    const End waited = co_await Wait(*this, loop.now() + draw_delay(rng, *faults), deadline);
+    const End waited = co_await Wait(*this, loop.now() + draw_delay(rng, faults), deadline);
     if (waited != End::kReached) co_return Wait::failure(waited);
-    if (faults->duplicate_per_mille > 0 && !std::holds_alternative<ClientRequest>(request) &&
-        rng.uniform(0, 999) < faults->duplicate_per_mille && !server->deleted) {
+    if (faults.duplicate_per_mille > 0 && !std::holds_alternative<ClientRequest>(request) &&
+        rng.uniform(0, 999) < faults.duplicate_per_mille && !server->deleted) {
       server->handlers.spawn(dispatch(this, server, from, to, request, std::make_shared<Dispatch>()));
     }
   }
 
-  if (frames_ && !cross_wire(request, link(from, to))) co_return RpcResult::failure(RpcError::kDropped);
+  if (frames_ && !cross_wire(request, link(from, to))) {
+    co_return RpcResult::failure(RpcError::kDropped);
+  }
 
   // 3. Run the handler in a task of its own, so that the call can keep checking whether the
   // server has been killed; check every 100 ms, as labrpc polls.
@@ -491,7 +496,9 @@ Task<RpcResult> SimNetwork::process_request(Endpoint* end, NodeId to, Message re
     const End waited = co_await Wait(*this, loop.now() + delay, deadline);
     if (waited != End::kReached) co_return Wait::failure(waited);
   }
-  if (frames_ && !cross_wire(*slot->reply, link(to, from))) co_return RpcResult::failure(RpcError::kDropped);
+  if (frames_ && !cross_wire(*slot->reply, link(to, from))) {
+    co_return RpcResult::failure(RpcError::kDropped);
+  }
   // Reply bytes count only when a reply is delivered.
   total_bytes_ += encoded_size(*slot->reply);
   co_return RpcResult::success(std::move(*slot->reply));

@@ -38,6 +38,8 @@ struct LinkFaults {
   // With frames on (set_frames): chance that a bit of a message's frame flips on the way; the
   // frame's CRC must catch it (the message is then lost).
   std::uint32_t corrupt_per_mille = 0;
+
+  friend bool operator==(const LinkFaults&, const LinkFaults&) = default;
 };
 
 // The labrpc model in brief (spec/raft-lab-tests.md §3). Every call counts toward
