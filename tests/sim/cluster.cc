@@ -223,12 +223,17 @@ Task<void> Cluster::start(std::size_t i) {
     p.restart_at = Loop::current().now() + ms(500);
     co_return;
   }
-  if (!refusal.empty()) {
+  // Refused for good: it stays down. Only a disk with a flipped bit may be refused.
+  auto refuse = [&](const char* what) {
     p.refused = true;
     ++result_->refusals;
-    event("node " + std::to_string(i) + " refuses to start: " + refusal);
+    event("node " + std::to_string(i) + " refuses " + what + ": " + refusal);
     if (!p.corrupted)
-      violation("node " + std::to_string(i) + " refused a disk no bit flip touched: " + refusal);
+      violation("node " + std::to_string(i) + " refused " + what +
+                ", which no bit flip touched: " + refusal);
+  };
+  if (!refusal.empty()) {
+    refuse("its disk");
     co_return;  // (open() threw: there is no storage to close.)
   }
   wire_.on_restart(id(i), recovered);
@@ -243,11 +248,7 @@ Task<void> Cluster::start(std::size_t i) {
     refusal = e.what();
   }
   if (!refusal.empty()) {
-    p.refused = true;
-    ++result_->refusals;
-    event("node " + std::to_string(i) + " refuses its snapshot: " + refusal);
-    if (!p.corrupted)
-      violation("node " + std::to_string(i) + " refused a snapshot no bit flip touched");
+    refuse("its snapshot");
     co_await inst->wal->close();
     co_return;
   }
