@@ -14,6 +14,7 @@
 #include "core/scope.h"
 #include "core/when.h"
 #include "kv/batch.h"
+#include "kv/resp.h"
 #include "kv/service.h"
 #include "net/sim_network.h"
 #include "raft/node.h"
@@ -344,6 +345,24 @@ std::optional<std::string> parse_reply(std::string_view r, bool& not_applied) {
   }
 }
 
+// One command's answer for each of its `keys` keys: an array (MGET) element by element, any
+// other reply alike for every key (MSET's +OK).
+std::vector<std::optional<std::string>> answers(std::string_view reply, std::size_t keys,
+                                                bool& not_applied) {
+  if (reply.empty() || reply[0] != '*') {
+    return std::vector<std::optional<std::string>>(keys, parse_reply(reply, not_applied));
+  }
+  std::vector<std::optional<std::string>> out;
+  std::string_view rest = reply.substr(reply.find("\r\n") + 2);
+  for (std::size_t k = 0; k < keys; ++k) {
+    const std::size_t n = kv::reply_length(rest).value_or(0);
+    bool ignored = false;
+    out.push_back(parse_reply(rest.substr(0, n), ignored));
+    rest.remove_prefix(n);
+  }
+  return out;
+}
+
 Task<bool> nap(Duration d) {
   co_await sleep_for(d);
   co_return false;
@@ -363,7 +382,7 @@ Task<bool> Cluster::execute(std::size_t node, std::vector<std::vector<std::strin
   auto job = std::make_shared<kv::Job>();
   job->access = write ? kv::Access::kWrite : kv::Access::kRead;
   std::vector<std::vector<std::string_view>> argv;
-  for (const auto& c : commands) argv.emplace_back(c.begin(), c.end());
+  for (const auto& c : commands) argv.push_back(kv::argv_views(c));
   job->batch = kv::encode_batch(argv);
   // In the history from the moment they are sent, as unknown: if this task is cancelled
   // (the run ends) before the answer, the operations may still take effect.
@@ -400,50 +419,29 @@ Task<bool> Cluster::execute(std::size_t node, std::vector<std::vector<std::strin
     }
     event(line);
   }
-  // Which ops belong to which command: MGET/MSET carry several keys.
+  // Each command's answer, per key (MGET and MSET carry several), into its operations.
   std::size_t at = 0;
   bool all_ok = job->done;
   for (std::size_t c = 0; c < commands.size(); ++c) {
-    const bool multi = commands[c][0] == "MGET" || commands[c][0] == "MSET";
-    const std::size_t keys =
-        multi ? (commands[c][0] == "MGET" ? commands[c].size() - 1 : (commands[c].size() - 1) / 2)
-              : 1;
-    std::optional<std::string> out;
+    const std::string& name = commands[c][0];
+    const std::size_t keys = name == "MGET"   ? commands[c].size() - 1
+                             : name == "MSET" ? (commands[c].size() - 1) / 2
+                                              : 1;
     bool not_applied = false;
-    std::vector<std::string> mget_values;
-    if (job->done) {
-      const std::string_view r = job->replies.reply(c);
-      if (commands[c][0] == "MGET" && !r.empty() && r[0] == '*') {
-        // *n then n bulk strings.
-        std::size_t pos = r.find("\r\n") + 2;
-        for (std::size_t k = 0; k < keys; ++k) {
-          const std::size_t eol = r.find("\r\n", pos);
-          const std::string_view head = r.substr(pos, eol - pos);
-          if (head == "$-1") {
-            mget_values.push_back("nil");
-            pos = eol + 2;
-          } else {
-            const std::size_t len = std::stoul(std::string(head.substr(1)));
-            mget_values.push_back("=" + std::string(r.substr(eol + 2, len)));
-            pos = eol + 2 + len + 2;
-          }
-        }
-        out = "";
-      } else {
-        out = parse_reply(r, not_applied);
-      }
-    }
+    const std::vector<std::optional<std::string>> outs =
+        job->done ? answers(job->replies.reply(c), keys, not_applied)
+                  : std::vector<std::optional<std::string>>(keys);
     for (std::size_t k = 0; k < keys; ++k, ++at) {
       Op& op = history_[base + at];
       ++result_->ops;
-      if (out) {
-        op.out = commands[c][0] == "MGET" ? mget_values[k] : *out;
+      if (outs[k]) {
+        op.out = outs[k];
         op.ret = ret;
         op.indeterminate = false;
         ++result_->ops_ok;
       } else if (op.kind == OpKind::kGet || not_applied) {
-        dropped_[base + at] =
-            true;  // A read that returned nothing, or a write that surely did not happen.
+        // A read that returned nothing, or a write that surely did not happen.
+        dropped_[base + at] = true;
         all_ok = false;
       } else {
         ++result_->ops_indeterminate;
