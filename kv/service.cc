@@ -51,9 +51,9 @@ std::uint32_t get_u32(std::string_view in, std::size_t at) {
 // meanwhile (heartbeats, elections, reads). For serializing and restoring the store, which
 // take long enough with many keys (hundreds of ms) that a leader blocked on them would lose
 // its leadership. On virtual time it runs inline instead: a thread would make the simulated
-// run depend on real time. The caller guarantees that nothing on the loop writes what `work` touches
-// until this completes (the applier is the store's only writer, and it is the caller). Not
-// cancellable: the thread's work cannot be abandoned half-way.
+// run depend on real time. The caller guarantees that nothing on the loop writes what `work`
+// touches until this completes (the applier is the store's only writer, and it is the
+// caller). Not cancellable: the thread's work cannot be abandoned half-way.
 struct HelperDone {
   Event done;
 };

@@ -25,9 +25,9 @@ TimePoint deadline_after(TimePoint now, Duration timeout) {
   return now + timeout;
 }
 
-// A link's extra delay, uniform in [delay_min, delay_max].
 constexpr std::uint64_t kSimClusterId = 1;  // The frames' cluster id when frames are on.
 
+// A link's extra delay, uniform in [delay_min, delay_max], or in its tail.
 Duration draw_delay(Rng& rng, const LinkFaults& faults) {
   if (faults.tail_per_mille > 0 && rng.uniform(0, 999) < faults.tail_per_mille) {
     const auto tail = static_cast<std::uint64_t>((faults.tail_max - faults.delay_max).count());

@@ -128,16 +128,17 @@ class SimNetwork {
   // LinkFaults{} clears them.
   void set_link(NodeId from, NodeId to, LinkFaults faults);
 
-  // Sees every request as its handler starts (reply null) and every reply a handler returned
-  // (with its request), whether or not the network then delivers it: a simulator's checkers
-  // read the wire here rather than trusting what nodes say about themselves.
   // Every request and every delivered reply crosses as a real frame (net/frame.h): encoded,
   // exposed to the link's corruption, decoded; a frame that does not decode is lost and
   // counted. Off by default (the lab passes messages as they are).
   void set_frames(bool on) noexcept { frames_ = on; }
   std::uint64_t frames_refused() const noexcept { return frames_refused_; }
 
-  using Tap = std::function<void(NodeId from, NodeId to, const Message& request, const Message* reply)>;
+  // Sees every request as its handler starts (reply null) and every reply a handler returned
+  // (with its request), whether or not the network then delivers it: a simulator's checkers
+  // read the wire here rather than trusting what nodes say about themselves.
+  using Tap =
+      std::function<void(NodeId from, NodeId to, const Message& request, const Message* reply)>;
   void set_tap(Tap tap) { tap_ = std::move(tap); }
 
   // --- counters (labrpc GetCount, GetTotalCount, GetTotalBytes) ---
