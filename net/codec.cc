@@ -35,7 +35,7 @@ concept Is = std::same_as<std::remove_const_t<M>, T>;
 // Each struct's fields in wire order, listed once for both directions (M may be const).
 template <Is<LogEntry> M> auto fields(M& m) { return std::tie(m.term, m.command); }
 template <Is<RequestVoteArgs> M> auto fields(M& m) {
-  return std::tie(m.term, m.candidate_id, m.last_log_index, m.last_log_term);
+  return std::tie(m.term, m.candidate_id, m.last_log_index, m.last_log_term, m.pre_vote);
 }
 template <Is<RequestVoteReply> M> auto fields(M& m) { return std::tie(m.term, m.vote_granted); }
 template <Is<AppendEntriesArgs> M> auto fields(M& m) {

@@ -19,15 +19,20 @@ struct LogEntry {
   friend bool operator==(const LogEntry&, const LogEntry&) = default;
 };
 
+// With pre_vote (Raft thesis §9.6) the question is "would you vote for me in `term`?": the
+// receiver answers without changing its term or its vote, and the asker's term stays below
+// `term` until a majority said yes.
 struct RequestVoteArgs {
   Term term;
   NodeId candidate_id;
   LogIndex last_log_index;
   Term last_log_term;
+  bool pre_vote = false;
 
   friend bool operator==(const RequestVoteArgs&, const RequestVoteArgs&) = default;
 };
 
+// The voter's own term (for a pre-vote too: a granted pre-vote is below the term asked about).
 struct RequestVoteReply {
   Term term;
   bool vote_granted = false;

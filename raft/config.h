@@ -49,6 +49,11 @@ struct Config {
   // serve reads. The apply stream then carries these empty commands; services skip them.
   // Off in lab() (the lab's tests expect commands at the indexes they chose).
   bool commit_noop_on_election = false;
+  // Pre-vote (Raft thesis §9.6): a node whose election timer fires first asks whether a
+  // majority would vote for it in the next term, without raising its own; only then does it
+  // stand. A node back from a partition, or one whose log is behind, raises no term, and a
+  // node that heard from a leader within election_timeout_min says no.
+  bool pre_vote = true;
 
   // The tester's windows: heartbeats 10/s (its limit), elections decided well within the
   // 5 s checkOneLeader allows (10 checks 450-549 ms apart), and 3 election timeouts fit in

@@ -1,6 +1,7 @@
-// Elections: the follower's election timer and one task per candidacy. A candidacy counts
+// Elections: the follower's election timer and one task per (pre-)candidacy. A campaign counts
 // votes with when_quorum over one RequestVote task per peer (and the self-vote), raced
-// against its election timer with when_any; a term change cancels it with its role.
+// against its election timer with when_any; a term change cancels it with its role. With
+// Config::pre_vote a pre-candidacy comes first, in the same term (Raft thesis §9.6).
 #include <utility>
 #include <variant>
 #include <vector>
@@ -38,6 +39,12 @@ void Node::reset_election_timer() {
   election_deadline_ = Loop::current().now() + random_election_timeout();
 }
 
+bool Node::leader_recent() const {
+  if (role_->role == Role::kLeader) return true;
+  return leader_id_ != kNoNode &&
+         Loop::current().now() < leader_heard_ + config_.election_timeout_min;
+}
+
 Task<void> Node::run_follower(RoleState& role) {
   const CancelToken token = co_await current_token();
   const Stamp stamp = stamp_of(role);
@@ -48,30 +55,39 @@ Task<void> Node::run_follower(RoleState& role) {
     co_await sleep_until(election_deadline_);
     check_stamp(token, stamp);
   }
-  become_candidate();
+  stand_for_election();
 }
 
-Task<void> Node::run_candidate(RoleState& role) {
+Task<void> Node::run_campaign(RoleState& role) {
   const CancelToken token = co_await current_token();
   const Stamp stamp = stamp_of(role);
   check_stamp(token, stamp);
+  const bool pre_vote = role.role == Role::kPreCandidate;
   // Figure 2, Candidates, 1: reset the election timer for this candidacy.
   const TimePoint deadline = Loop::current().now() + random_election_timeout();
-  // The log, term and self-vote are durable before anyone is asked (persist before send):
-  // a restart can neither vote for another in this term nor lead with a shorter log.
-  while (!writer_.covers(HardState{current_term_, self_}, log_.last_index())) {
+  // A candidate's log, term and self-vote are durable before anyone is asked (persist before
+  // send): a restart can neither vote for another in this term nor lead with a shorter log.
+  // A pre-candidate promises nothing, so it need not wait.
+  while (!pre_vote && !writer_.covers(HardState{current_term_, self_}, log_.last_index())) {
     co_await writer_.next_write();
     check_stamp(token, stamp);
   }
-  const RequestVoteArgs args{current_term_, self_, log_.last_index(), log_.last_term()};
+  // A pre-vote asks about the term a candidacy would take.
+  const RequestVoteArgs args{pre_vote ? Term{current_term_.value + 1} : current_term_, self_,
+                             log_.last_index(), log_.last_term(), pre_vote};
   std::vector<Task<bool>> racers;
   racers.push_back(collect_votes(role, args));
   racers.push_back(timer_expires(deadline));
   const AnyResult<bool> first = co_await when_any(std::move(racers));
   check_stamp(token, stamp);
   if (first.index == 0 && first.value) {
-    // Figure 2, Candidates, 2: votes received from a majority: become leader.
-    become_leader();
+    // Figure 2, Candidates, 2: votes received from a majority: become leader. (Pre-votes from
+    // a majority: stand for election.)
+    if (pre_vote) {
+      become_candidate();
+    } else {
+      become_leader();
+    }
     co_return;
   }
   if (first.index == 0) {
@@ -80,8 +96,9 @@ Task<void> Node::run_candidate(RoleState& role) {
     co_await sleep_until(deadline);
     check_stamp(token, stamp);
   }
-  // Figure 2, Candidates, 4: if the election timeout elapses, start a new election.
-  become_candidate();
+  // Figure 2, Candidates, 4: if the election timeout elapses, start a new election (after a
+  // pre-vote, with pre-vote: the term rises only once a majority would follow).
+  stand_for_election();
 }
 
 Task<bool> Node::collect_votes(RoleState& role, RequestVoteArgs args) {
@@ -112,8 +129,9 @@ Task<bool> Node::request_vote(RoleState& role, NodeId peer, RequestVoteArgs args
     if (result.ok()) {
       if (const auto* reply = std::get_if<RequestVoteReply>(&*result.reply)) {
         if (observe(reply->term)) check_stamp(token, stamp);  // Stepped down: throws Cancelled.
-        // A vote counts for the term it was asked for only.
-        const bool granted = reply->vote_granted && reply->term == args.term;
+        // A vote counts for the term it was asked for only; a pre-vote comes from a voter
+        // still below that term (observe above: not above ours).
+        const bool granted = reply->vote_granted && (args.pre_vote || reply->term == args.term);
         role.tally.record(peer, granted);
         co_return granted;
       }

@@ -175,6 +175,20 @@ bool Node::observe(Term msg_term) {
 
 void Node::become_follower() { change_role(Role::kFollower); }
 
+void Node::stand_for_election() {
+  if (config_.pre_vote) {
+    become_pre_candidate();
+  } else {
+    become_candidate();
+  }
+}
+
+void Node::become_pre_candidate() {
+  // Raft thesis §9.6: the term and the vote stay; the leader is presumed gone.
+  leader_id_ = kNoNode;
+  change_role(Role::kPreCandidate);
+}
+
 void Node::become_candidate() {
   // Figure 2, Candidates, 1: increment currentTerm, vote for self (the campaign waits for
   // both to be durable before it sends anything).
@@ -213,9 +227,10 @@ void Node::change_role(Role role) {
       if (!was_follower) reset_election_timer();
       spawn_role_task(run_follower(r));
       break;
+    case Role::kPreCandidate:
     case Role::kCandidate:
       r.tally.record(self_, true);
-      spawn_role_task(run_candidate(r));
+      spawn_role_task(run_campaign(r));
       break;
     case Role::kLeader:
       // Figure 2, Volatile state on leaders, reinitialized after election. The campaign
@@ -266,11 +281,12 @@ Task<void> Node::reap(std::unique_ptr<RoleState> role) { co_await role->scope.jo
 void Node::recognize_leader(NodeId leader) {
   // Election Safety: one leader per term, so a leader never hears from another of its term.
   URAFT_ASSERT(role_->role != Role::kLeader);
-  if (role_->role == Role::kCandidate) become_follower();
+  if (role_->role != Role::kFollower) become_follower();
   if (leader_id_ != leader) {
     leader_id_ = leader;
     note_change();
   }
+  leader_heard_ = Loop::current().now();
   reset_election_timer();
 }
 
@@ -317,23 +333,34 @@ Task<Message> Node::handle(NodeId from, Message request) {
 // changed meanwhile (a newer term turns the reply into a refusal in that term).
 
 Task<Message> Node::handle_request_vote(RequestVoteArgs args) {
-  observe(args.term);
-  const VoteDecision d = decide_vote(current_term_, voted_for_, log_, args);
-  if (d.grant) {
-    URAFT_ASSERT(role_->role == Role::kFollower);  // A candidate or leader voted for itself.
+  bool grant = false;
+  if (args.pre_vote) {
+    // Raft thesis §9.6: a pre-vote changes neither term nor vote (nor the election timer).
+    grant = decide_pre_vote(current_term_, log_, args, leader_recent()).grant;
+  } else {
+    observe(args.term);
+    grant = decide_vote(current_term_, voted_for_, log_, args).grant;
+  }
+  if (grant && !args.pre_vote) {
+    // A candidate or leader voted for itself; a pre-candidate had not voted in this term,
+    // and gives up its pre-candidacy for the candidate it votes for.
+    URAFT_ASSERT(role_->role == Role::kFollower || role_->role == Role::kPreCandidate);
+    if (role_->role == Role::kPreCandidate) become_follower();
     voted_for_ = args.candidate_id;
     writer_.wake();
     // Figure 2, Followers, 2: granting a vote restarts the election timer.
     reset_election_timer();
   }
-  RequestVoteReply reply{current_term_, d.grant};
+  RequestVoteReply reply{current_term_, grant};
   for (;;) {
     if (stopping_) co_return RequestVoteReply{};
     // A vote is for one term: once the term moved on, refuse in the new one.
     if (reply.term != current_term_) reply = RequestVoteReply{current_term_, false};
     // Safe: a grant once the vote is durable (a restart cannot vote again in this term), a
-    // refusal once its term is (a restart cannot go back to an older term).
-    const HardState claim{reply.term, reply.vote_granted ? args.candidate_id : kNoNode};
+    // refusal or a pre-vote (which promises nothing) once its term is (a restart cannot go
+    // back to an older term).
+    const bool vote = reply.vote_granted && !args.pre_vote;
+    const HardState claim{reply.term, vote ? args.candidate_id : kNoNode};
     if (writer_.covers(claim, LogIndex{0})) co_return reply;
     co_await writer_.next_write();
   }

@@ -42,12 +42,14 @@
 
 namespace uraft {
 
-enum class Role : std::uint8_t { kFollower, kCandidate, kLeader };
+// A pre-candidate asks for pre-votes (Config::pre_vote) in its follower's term.
+enum class Role : std::uint8_t { kFollower, kPreCandidate, kCandidate, kLeader };
 
 // The role's name in logs and INFO.
 inline std::string_view to_string(Role role) {
   switch (role) {
     case Role::kFollower: return "follower";
+    case Role::kPreCandidate: return "pre-candidate";
     case Role::kCandidate: return "candidate";
     case Role::kLeader: return "leader";
   }
@@ -231,6 +233,9 @@ class Node final : public RpcHandler {
   // clears the vote and steps down (the writer saves it). Returns whether it did.
   bool observe(Term msg_term);
   void become_follower();
+  // After an election timeout: a pre-candidacy (Config::pre_vote) or a candidacy.
+  void stand_for_election();
+  void become_pre_candidate();
   void become_candidate();
   void become_leader();
   void change_role(Role role);
@@ -259,7 +264,11 @@ class Node final : public RpcHandler {
 
   // --- election.cc ---
   Task<void> run_follower(RoleState& role);
-  Task<void> run_candidate(RoleState& role);
+  // A pre-candidacy or a candidacy: asks for (pre-)votes until a majority grants, a majority
+  // refuses, or the election timer fires.
+  Task<void> run_campaign(RoleState& role);
+  // Pre-vote: a leader, or a follower that heard from one within election_timeout_min.
+  bool leader_recent() const;
   Task<bool> collect_votes(RoleState& role, RequestVoteArgs args);
   Task<bool> request_vote(RoleState& role, NodeId peer, RequestVoteArgs args);
   Duration random_election_timeout();
@@ -322,6 +331,7 @@ class Node final : public RpcHandler {
   bool snapshot_to_apply_ = false;  // An installed snapshot the applier has not handed on.
   NodeId leader_id_ = kNoNode;
   TimePoint election_deadline_;  // Follower: when to stand for election.
+  TimePoint leader_heard_;       // When leader_id_ was last heard from (recognize_leader).
 
   Channel<ApplyMsg> apply_ch_;
   Event apply_wake_;

@@ -47,6 +47,7 @@ bool is_at_least_as_up_to_date(Term last_log_term, LogIndex last_log_index, cons
 
 VoteDecision decide_vote(Term current_term, NodeId voted_for, const RaftLog& log,
                          const RequestVoteArgs& args) {
+  URAFT_ASSERT(!args.pre_vote);
   assert_term_observed(current_term, args.term);
   // Figure 2, RequestVote receiver, 1: reply false if term < currentTerm.
   if (args.term < current_term) return {.grant = false};
@@ -54,6 +55,14 @@ VoteDecision decide_vote(Term current_term, NodeId voted_for, const RaftLog& log
   // candidate's log is at least as up-to-date as the receiver's log, grant vote.
   const bool free_to_vote = voted_for == kNoNode || voted_for == args.candidate_id;
   return {.grant = free_to_vote &&
+                   is_at_least_as_up_to_date(args.last_log_term, args.last_log_index, log)};
+}
+
+VoteDecision decide_pre_vote(Term current_term, const RaftLog& log, const RequestVoteArgs& args,
+                             bool leader_recent) {
+  URAFT_ASSERT(args.pre_vote);
+  // A pre-vote is asked for the term after the asker's; the receiver stays in its own.
+  return {.grant = !leader_recent && args.term > current_term &&
                    is_at_least_as_up_to_date(args.last_log_term, args.last_log_index, log)};
 }
 

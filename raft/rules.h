@@ -42,6 +42,14 @@ struct VoteDecision {
 [[nodiscard]] VoteDecision decide_vote(Term current_term, NodeId voted_for, const RaftLog& log,
                                        const RequestVoteArgs& args);
 
+// Raft thesis §9.6, pre-vote: would the receiver vote for args' candidate in args.term? Yes if
+// that term is newer than its own, the candidate's log is at least as up-to-date, and the
+// receiver has not heard from a live leader within the minimum election timeout
+// (`leader_recent`): a node that rejoins after a partition cannot disrupt a working leader.
+// The receiver changes nothing (its term and vote stay), so a grant is no promise.
+[[nodiscard]] VoteDecision decide_pre_vote(Term current_term, const RaftLog& log,
+                                           const RequestVoteArgs& args, bool leader_recent);
+
 // Whether AppendEntries args are internally consistent (entry terms never decrease, start at
 // or after prev_log_term and end at or before the leader's term). Wire input: the driver
 // drops a message that fails this before it reaches decide_append.

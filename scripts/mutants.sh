@@ -26,7 +26,7 @@ meson setup "$build" "$tree" --buildtype=release -Dbenchmarks=false >/dev/null |
 mutants=(
   "leader counts its own undurable entries|raft/replicator.cc|? writer_.log_durable()|? log_.last_index()"
   "follower acknowledges entries before they are durable|raft/node.cc|reply.success ? reply.match_index : LogIndex{0})) {|LogIndex{0})) {"
-  "vote granted before it is durable|raft/node.cc|const HardState claim{reply.term, reply.vote_granted ? args.candidate_id : kNoNode};|const HardState claim{Term{0}, kNoNode};"
+  "vote granted before it is durable|raft/node.cc|const HardState claim{reply.term, vote ? args.candidate_id : kNoNode};|const HardState claim{Term{0}, kNoNode};"
   "commit by counting an old term's entries|raft/rules.cc|if (quorum_index > commit_index && log.term_at(quorum_index) == current_term) {|if (quorum_index > commit_index && current_term.value > 0) {"
   "snapshot installed over a newer state|raft/rules.cc|if (args.last_included_index <= commit_index) return SnapshotAction::kIgnore;|(void)commit_index;"
 )

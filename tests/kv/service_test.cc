@@ -63,7 +63,9 @@ class ScriptedPeers final : public RpcEndpoint {
   NodeId self() const noexcept override { return NodeId{0}; }
   Task<RpcResult> call(NodeId, Message request, Duration timeout) override {
     if (const auto* vote = std::get_if<RequestVoteArgs>(&request); vote != nullptr && grant) {
-      co_return RpcResult::success(RequestVoteReply{vote->term, true});
+      // Peers in the asker's term: a pre-vote is for the term after it.
+      const Term term = vote->pre_vote ? Term{vote->term.value - 1} : vote->term;
+      co_return RpcResult::success(RequestVoteReply{term, true});
     }
     co_await sleep_for(timeout);
     co_return RpcResult::failure(RpcError::kTimeout);

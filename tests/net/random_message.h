@@ -42,7 +42,7 @@ inline Message random_message(MessageType type, Rng& rng) {
   switch (type) {
     case MessageType::kRequestVoteArgs:
       return RequestVoteArgs{random_int<Term>(rng), random_int<NodeId>(rng),
-                             random_int<LogIndex>(rng), random_int<Term>(rng)};
+                             random_int<LogIndex>(rng), random_int<Term>(rng), random_bool(rng)};
     case MessageType::kRequestVoteReply:
       return RequestVoteReply{random_int<Term>(rng), random_bool(rng)};
     case MessageType::kAppendEntriesArgs: {

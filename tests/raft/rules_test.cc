@@ -116,6 +116,20 @@ TEST_CASE("RequestVote 2: one vote per term, repeatable for the same candidate")
   CHECK(decide_vote(3_term, voted_for, log, next_term).grant);
 }
 
+TEST_CASE("§9.6 pre-vote: a newer term, an up-to-date log, and no leader heard of lately") {
+  // Goal: the three conditions of a pre-vote grant, each one alone enough to refuse. A vote
+  // cast in the receiver's term does not matter: the pre-vote is about a later term.
+  const RaftLog log = log_of({1, 2});
+  RequestVoteArgs pre = vote_args(4_term, NodeId{1}, 2_term, 2_index);
+  pre.pre_vote = true;
+  CHECK(decide_pre_vote(3_term, log, pre, false).grant);
+  CHECK_FALSE(decide_pre_vote(3_term, log, pre, true).grant);  // A leader was heard lately.
+  CHECK_FALSE(decide_pre_vote(4_term, log, pre, false).grant);  // Not a newer term.
+  RequestVoteArgs behind = vote_args(4_term, NodeId{1}, 2_term, 1_index);
+  behind.pre_vote = true;
+  CHECK_FALSE(decide_pre_vote(3_term, log, behind, false).grant);  // Its log is behind.
+}
+
 TEST_CASE("property: decide_vote matches a lexicographic reference") {
   // Goal: grant iff same term, vote free or already this candidate's, and (term, index) of
   // the candidate's last entry >= the receiver's.

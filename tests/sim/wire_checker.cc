@@ -93,7 +93,8 @@ void WireChecker::on_message(NodeId from, NodeId to, const Message& request, con
   Promises& p = promises_[to.value];
   const Term term = reply_term(*reply);
   p.term = std::max(p.term, term);
-  if (const auto* vote = std::get_if<RequestVoteReply>(reply); vote && vote->vote_granted) {
+  const auto* vote = std::get_if<RequestVoteReply>(reply);
+  if (vote && vote->vote_granted && !std::get<RequestVoteArgs>(request).pre_vote) {
     const auto& args = std::get<RequestVoteArgs>(request);
     auto [it, fresh] = p.votes.emplace(vote->term.value, args.candidate_id);
     if (!fresh && it->second != args.candidate_id) {
