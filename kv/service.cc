@@ -4,6 +4,7 @@
 
 #include <exception>
 #include <functional>
+#include <limits>
 #include <stdexcept>
 #include <thread>
 #include <string_view>
@@ -427,12 +428,7 @@ void Service::apply_entry(const ApplyMsg& msg) {
   applied_ = msg.index;
   const std::uint64_t index = msg.index.value;
   // Entries below this one were settled as they were applied; none can be ours any more.
-  while (!inflight_.empty() && inflight_.begin()->first < index) {
-    for (const std::shared_ptr<Job>& job : inflight_.begin()->second.jobs) {
-      fail(*job, kErrUnknownOutcome);
-    }
-    inflight_.erase(inflight_.begin());
-  }
+  fail_proposals_below(index);
   std::optional<BatchError> error;
   replies_.clear();
   if (!msg.data.empty()) {  // Empty: a new leader's no-op.
@@ -495,7 +491,11 @@ Task<void> Service::apply_snapshot(ApplyMsg msg) {
   spdlog::info("installed snapshot at index {} from the leader ({} keys, {} bytes)",
                msg.index.value, store_.stats().keys, msg.data.size());
   // Proposals it covers may or may not be in it.
-  while (!inflight_.empty() && inflight_.begin()->first <= msg.index.value) {
+  fail_proposals_below(msg.index.value + 1);
+}
+
+void Service::fail_proposals_below(std::uint64_t end) {
+  while (!inflight_.empty() && inflight_.begin()->first < end) {
     for (const std::shared_ptr<Job>& job : inflight_.begin()->second.jobs) {
       fail(*job, kErrUnknownOutcome);
     }
@@ -551,6 +551,12 @@ Task<void> Service::run_watcher(Service* self) {
       const std::string address = self->client_address(now.leader_id);
       spdlog::info("leader is node {}{}{} in term {}", now.leader_id.value,
                    address.empty() ? "" : " at ", address, now.term.value);
+    }
+    if (last.role == Role::kLeader && now.role != Role::kLeader && now.term == last.term) {
+      // Stepped down in its own term (check-quorum: cut off from a majority). What it
+      // proposed may commit under a later leader, or never: its clients hear so now rather
+      // than at their deadline.
+      self->fail_proposals_below(std::numeric_limits<std::uint64_t>::max());
     }
     if (now.role != Role::kLeader) {
       // Jobs not yet proposed are certainly not in the log: their clients may retry.

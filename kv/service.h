@@ -142,6 +142,8 @@ class Service final : public RpcHandler {
   void propose_queued();
   // Fails the proposals whose entry is no longer in the node's log at its index.
   void fail_cut_proposals();
+  // Fails, with an unknown outcome, the proposals at indexes below `end`.
+  void fail_proposals_below(std::uint64_t end);
   // Completes `job` with the same error reply for each of its commands.
   void fail(Job& job, std::string_view error);
   void fail_all(std::string_view error);

@@ -16,7 +16,7 @@ template <MessageType kType, typename M>
 constexpr bool kWireTypeIs =
     std::is_same_v<std::variant_alternative_t<static_cast<std::size_t>(kType), Message>, M>;
 
-static_assert(kMessageTypeCount == 8, "a new Message alternative needs a MessageType");
+static_assert(kMessageTypeCount == 10, "a new Message alternative needs a MessageType");
 static_assert(kWireTypeIs<MessageType::kRequestVoteArgs, RequestVoteArgs>);
 static_assert(kWireTypeIs<MessageType::kRequestVoteReply, RequestVoteReply>);
 static_assert(kWireTypeIs<MessageType::kAppendEntriesArgs, AppendEntriesArgs>);
@@ -25,6 +25,8 @@ static_assert(kWireTypeIs<MessageType::kInstallSnapshotArgs, InstallSnapshotArgs
 static_assert(kWireTypeIs<MessageType::kInstallSnapshotReply, InstallSnapshotReply>);
 static_assert(kWireTypeIs<MessageType::kClientRequest, ClientRequest>);
 static_assert(kWireTypeIs<MessageType::kClientReply, ClientReply>);
+static_assert(kWireTypeIs<MessageType::kTimeoutNowArgs, TimeoutNowArgs>);
+static_assert(kWireTypeIs<MessageType::kTimeoutNowReply, TimeoutNowReply>);
 
 // An entry takes at least a one-byte term and a one-byte length: the bound on a claimed count.
 constexpr std::size_t kLogEntryBytesMin = 2;
@@ -35,7 +37,8 @@ concept Is = std::same_as<std::remove_const_t<M>, T>;
 // Each struct's fields in wire order, listed once for both directions (M may be const).
 template <Is<LogEntry> M> auto fields(M& m) { return std::tie(m.term, m.command); }
 template <Is<RequestVoteArgs> M> auto fields(M& m) {
-  return std::tie(m.term, m.candidate_id, m.last_log_index, m.last_log_term, m.pre_vote);
+  return std::tie(m.term, m.candidate_id, m.last_log_index, m.last_log_term, m.pre_vote,
+                  m.transfer);
 }
 template <Is<RequestVoteReply> M> auto fields(M& m) { return std::tie(m.term, m.vote_granted); }
 template <Is<AppendEntriesArgs> M> auto fields(M& m) {
@@ -53,6 +56,8 @@ template <Is<InstallSnapshotArgs> M> auto fields(M& m) {
 template <Is<InstallSnapshotReply> M> auto fields(M& m) {
   return std::tie(m.term, m.next_offset, m.installed);
 }
+template <Is<TimeoutNowArgs> M> auto fields(M& m) { return std::tie(m.term, m.leader_id); }
+template <Is<TimeoutNowReply> M> auto fields(M& m) { return std::tie(m.term); }
 template <Is<ClientRequest> M> auto fields(M& m) { return std::tie(m.payload); }
 template <Is<ClientReply> M> auto fields(M& m) {
   return std::tie(m.status, m.leader_hint, m.payload);

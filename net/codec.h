@@ -25,6 +25,8 @@ enum class MessageType : std::uint8_t {
   kInstallSnapshotReply = 5,
   kClientRequest = 6,
   kClientReply = 7,
+  kTimeoutNowArgs = 8,
+  kTimeoutNowReply = 9,
 };
 inline constexpr std::size_t kMessageTypeCount = std::variant_size_v<Message>;
 

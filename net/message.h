@@ -28,6 +28,9 @@ struct RequestVoteArgs {
   LogIndex last_log_index;
   Term last_log_term;
   bool pre_vote = false;
+  // The leader asked for this election (TimeoutNow, leadership transfer): voters do not
+  // hold to the leader they heard from lately (Raft thesis §3.10, §4.2.3).
+  bool transfer = false;
 
   friend bool operator==(const RequestVoteArgs&, const RequestVoteArgs&) = default;
 };
@@ -89,6 +92,21 @@ struct InstallSnapshotReply {
   friend bool operator==(const InstallSnapshotReply&, const InstallSnapshotReply&) = default;
 };
 
+// Leadership transfer (Raft thesis §3.10): the leader, having brought the receiver's log up to
+// its own, asks it to stand for election at once (without waiting for its timer or pre-vote).
+struct TimeoutNowArgs {
+  Term term;
+  NodeId leader_id;
+
+  friend bool operator==(const TimeoutNowArgs&, const TimeoutNowArgs&) = default;
+};
+
+struct TimeoutNowReply {
+  Term term;
+
+  friend bool operator==(const TimeoutNowReply&, const TimeoutNowReply&) = default;
+};
+
 // A follower forwards a client's request to the leader, which answers with the result.
 struct ClientRequest {
   std::string payload;  // Service-defined (uraftd: a batch of RESP commands).
@@ -108,6 +126,6 @@ struct ClientReply {
 
 using Message = std::variant<RequestVoteArgs, RequestVoteReply, AppendEntriesArgs,
                              AppendEntriesReply, InstallSnapshotArgs, InstallSnapshotReply,
-                             ClientRequest, ClientReply>;
+                             ClientRequest, ClientReply, TimeoutNowArgs, TimeoutNowReply>;
 
 }  // namespace uraft

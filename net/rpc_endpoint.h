@@ -27,6 +27,7 @@ inline constexpr std::size_t kHandlersInflightMax = 1024;
   return std::holds_alternative<RequestVoteReply>(m) ||
          std::holds_alternative<AppendEntriesReply>(m) ||
          std::holds_alternative<InstallSnapshotReply>(m) ||
+         std::holds_alternative<TimeoutNowReply>(m) ||
          std::holds_alternative<ClientReply>(m);
 }
 

@@ -54,6 +54,12 @@ struct Config {
   // stand. A node back from a partition, or one whose log is behind, raises no term, and a
   // node that heard from a leader within election_timeout_min says no.
   bool pre_vote = true;
+  // Check-quorum (Raft thesis §6.2): a leader that has not heard from a majority (itself
+  // included) within election_timeout_min steps down, so reads and writes on a leader cut off
+  // in a minority fail fast. And (§4.2.3) within that time of hearing from a leader, a node
+  // neither raises its term for a RequestVote nor grants it, unless the leader itself asked
+  // for the election (leadership transfer).
+  bool check_quorum = true;
 
   // The tester's windows: heartbeats 10/s (its limit), elections decided well within the
   // 5 s checkOneLeader allows (10 checks 450-549 ms apart), and 3 election timeouts fit in

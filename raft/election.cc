@@ -74,7 +74,7 @@ Task<void> Node::run_campaign(RoleState& role) {
   }
   // A pre-vote asks about the term a candidacy would take.
   const RequestVoteArgs args{pre_vote ? Term{current_term_.value + 1} : current_term_, self_,
-                             log_.last_index(), log_.last_term(), pre_vote};
+                             log_.last_index(), log_.last_term(), pre_vote, role.transfer};
   std::vector<Task<bool>> racers;
   racers.push_back(collect_votes(role, args));
   racers.push_back(timer_expires(deadline));

@@ -100,7 +100,9 @@ void Node::kill() noexcept {
 }
 
 StartResult Node::start(std::string command) {
-  if (stopping_ || role_->role != Role::kLeader) {
+  // Raft thesis §3.10: a leader transferring its leadership takes no new commands, so the
+  // target's log can catch up with a log that stands still.
+  if (stopping_ || role_->role != Role::kLeader || transferring()) {
     return StartResult{LogIndex{0}, current_term_, false};
   }
   // Figure 2, Leaders, 2: append the command to the local log; the writer persists it and
@@ -175,6 +177,12 @@ bool Node::observe(Term msg_term) {
 
 void Node::become_follower() { change_role(Role::kFollower); }
 
+void Node::step_down() {
+  URAFT_ASSERT(role_->role == Role::kLeader);
+  leader_id_ = kNoNode;
+  become_follower();
+}
+
 void Node::stand_for_election() {
   if (config_.pre_vote) {
     become_pre_candidate();
@@ -189,14 +197,14 @@ void Node::become_pre_candidate() {
   change_role(Role::kPreCandidate);
 }
 
-void Node::become_candidate() {
+void Node::become_candidate(bool transfer) {
   // Figure 2, Candidates, 1: increment currentTerm, vote for self (the campaign waits for
   // both to be durable before it sends anything).
   current_term_ = Term{current_term_.value + 1};
   voted_for_ = self_;
   leader_id_ = kNoNode;
   writer_.wake();
-  change_role(Role::kCandidate);
+  change_role(Role::kCandidate, transfer);
 }
 
 void Node::become_leader() {
@@ -206,7 +214,7 @@ void Node::become_leader() {
   change_role(Role::kLeader);
 }
 
-void Node::change_role(Role role) {
+void Node::change_role(Role role, bool transfer) {
   URAFT_ASSERT(!stopping_);
   const bool was_follower = role_ && role_->role == Role::kFollower;
   if (role_) {
@@ -216,8 +224,10 @@ void Node::change_role(Role role) {
   }
   role_ = std::make_unique<RoleState>(role, current_term_, root_.token(), cluster_size_);
   RoleState& r = *role_;
+  r.transfer = transfer;
   note_change();
   read_done_.set();  // Reads waiting for a round of the old role leave with nullopt.
+  transfer_done_.set();
   switch (role) {
     case Role::kFollower:
       // Figure 2, Followers, 2: only the current leader or a granted vote moves the timer
@@ -244,6 +254,7 @@ void Node::change_role(Role role) {
         p.match_index = LogIndex{0};
         p.commit_sent = commit_index_;
         p.last_send = Loop::current().now() - config_.heartbeat_interval;  // Heartbeat now.
+        p.heard = Loop::current().now();  // The vote: check-quorum counts from the election.
         if (NodeId{static_cast<std::uint32_t>(i)} != self_) {
           spawn_role_task(replicate(r, NodeId{static_cast<std::uint32_t>(i)}));
         }
@@ -311,6 +322,7 @@ Task<Message> Node::handle(NodeId from, Message request) {
     // Killed: refuse (term 0 never changes anyone's mind).
     if (std::holds_alternative<RequestVoteArgs>(request)) co_return RequestVoteReply{};
     if (std::holds_alternative<InstallSnapshotArgs>(request)) co_return InstallSnapshotReply{};
+    if (std::holds_alternative<TimeoutNowArgs>(request)) co_return TimeoutNowReply{};
     co_return AppendEntriesReply{};
   }
   if (auto* a = std::get_if<RequestVoteArgs>(&request)) {
@@ -321,6 +333,9 @@ Task<Message> Node::handle(NodeId from, Message request) {
   }
   if (auto* a = std::get_if<InstallSnapshotArgs>(&request)) {
     co_return co_await handle_install_snapshot(std::move(*a));
+  }
+  if (auto* a = std::get_if<TimeoutNowArgs>(&request)) {
+    co_return co_await handle_timeout_now(*a);
   }
   co_return ClientReply{ClientReply::Status::kError, leader_id_, "not a raft request"};
 }
@@ -337,6 +352,11 @@ Task<Message> Node::handle_request_vote(RequestVoteArgs args) {
   if (args.pre_vote) {
     // Raft thesis §9.6: a pre-vote changes neither term nor vote (nor the election timer).
     grant = decide_pre_vote(current_term_, log_, args, leader_recent()).grant;
+  } else if (config_.check_quorum && !args.transfer && args.term > current_term_ &&
+             leader_recent()) {
+    // §4.2.3: a leader was heard from within election_timeout_min, so this candidate's
+    // election is not needed (it may be a node back from a partition): disregard it, term
+    // and all. A refusal in our own term, which is safe as any refusal.
   } else {
     observe(args.term);
     grant = decide_vote(current_term_, voted_for_, log_, args).grant;
@@ -435,6 +455,23 @@ Task<Message> Node::handle_install_snapshot(InstallSnapshotArgs args) {
                        reply.installed ? args.last_included_index : LogIndex{0})) {
       co_return reply;
     }
+    co_await writer_.next_write();
+  }
+}
+
+Task<Message> Node::handle_timeout_now(TimeoutNowArgs args) {
+  observe(args.term);
+  if (args.term == current_term_ && role_->role != Role::kLeader) {
+    // Raft thesis §3.10: the leader of our term brought our log up to its own and steps
+    // aside: stand at once, without waiting for the timer or asking for pre-votes. Voters
+    // that heard from that leader lately grant anyway (RequestVoteArgs::transfer).
+    become_candidate(true);
+  }
+  for (;;) {
+    if (stopping_) co_return TimeoutNowReply{};
+    // Safe: the reply claims only our term, once it is durable.
+    const TimeoutNowReply reply{current_term_};
+    if (writer_.covers(HardState{reply.term, kNoNode}, LogIndex{0})) co_return reply;
     co_await writer_.next_write();
   }
 }

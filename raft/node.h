@@ -126,8 +126,21 @@ class Node final : public RpcHandler {
   // Cancelled).
   Task<std::optional<LogIndex>> read_index();
 
+  // Leadership transfer (Raft thesis §3.10). As leader: stop taking commands (start() refuses,
+  // transferring() is true), bring `target`'s log up to ours, and send it TimeoutNow, so it
+  // stands for election at once. True once a newer term began here (the target's election
+  // reached this node); false if this node is not leader or already transferring, `target` is
+  // not a follower, or the transfer did not complete within election_timeout_min (then it
+  // is abandoned and the leader takes commands again). kNoNode: the follower whose log
+  // matches furthest. Cancellable.
+  Task<bool> transfer_leadership(NodeId target = kNoNode);
+  bool transferring() const noexcept {
+    return role_->role == Role::kLeader && role_->transfer_target != kNoNode;
+  }
+
   // Role, term and leader changes, without polling: change_count() grows by one at every
-  // change of role, term or known leader; wait_change(seen) completes once it differs from
+  // change of role, term or known leader, and when a transfer starts or ends; wait_change(seen)
+  // completes once it differs from
   // `seen` (at once if it already does, or when stopping). Cancellable.
   std::uint64_t change_count() const noexcept { return changes_; }
   NodeStatus status() const noexcept;
@@ -188,6 +201,7 @@ class Node final : public RpcHandler {
     // replies (next_index runs ahead of match_index), up to Config::append_window.
     bool pipelining = false;
     TimePoint last_send;
+    TimePoint heard;  // The last reply in our term (check-quorum); the election at first.
     LogIndex commit_sent;  // The leader_commit of the last request sent.
     // Sending the snapshot (next_index at or below it), one chunk at a time: the snapshot's
     // index and the offset of the next chunk. After a failed chunk, or failed entries, the
@@ -212,6 +226,9 @@ class Node final : public RpcHandler {
     Term term;
     Scope scope;
     VoteTally tally;                // Candidate: each voter's answer, the self-vote included.
+    bool transfer = false;          // Candidate: standing at the leader's request (TimeoutNow).
+    NodeId transfer_target = kNoNode;  // Leader: transferring leadership to this follower,
+    Event transfer_wake;               // woken when a match index moves.
     std::deque<Progress> progress;  // Leader: one per node id (the leader's own unused).
     // Leader, ReadIndex: every request sent gets the next send_seq; a read round needs a
     // majority to answer a request numbered read_round_seq or later (0: no round running).
@@ -233,12 +250,16 @@ class Node final : public RpcHandler {
   // clears the vote and steps down (the writer saves it). Returns whether it did.
   bool observe(Term msg_term);
   void become_follower();
+  // A leader that lost its quorum (check-quorum): a follower in the same term, of no leader.
+  void step_down();
+  // Check-quorum: a majority, the leader included, replied within election_timeout_min.
+  bool quorum_heard(const RoleState& role, TimePoint now) const;
   // After an election timeout: a pre-candidacy (Config::pre_vote) or a candidacy.
   void stand_for_election();
   void become_pre_candidate();
-  void become_candidate();
+  void become_candidate(bool transfer = false);
   void become_leader();
-  void change_role(Role role);
+  void change_role(Role role, bool transfer = false);
   // A request from the leader of our term (AppendEntries, InstallSnapshot): a candidate
   // steps down (Figure 2, Candidates, 3); the election timer restarts.
   void recognize_leader(NodeId leader);
@@ -255,6 +276,7 @@ class Node final : public RpcHandler {
   Task<Message> handle_request_vote(RequestVoteArgs args);
   Task<Message> handle_append_entries(AppendEntriesArgs args);
   Task<Message> handle_install_snapshot(InstallSnapshotArgs args);
+  Task<Message> handle_timeout_now(TimeoutNowArgs args);
   // Takes the chunk into incoming_ if it starts a snapshot or follows what is there.
   bool receive_chunk(InstallSnapshotArgs& args);
   // incoming_ holds chunks of the snapshot `args` is a chunk of.
@@ -297,6 +319,12 @@ class Node final : public RpcHandler {
   // completed write it looks at the commit index again.
   Task<void> count_own_durable(RoleState& role);
   void wake_replicators(RoleState& role);
+
+  // --- replicator.cc: leadership transfer ---
+  // Brings `target` up to date, sends TimeoutNow, and abandons the transfer if this
+  // leadership outlives election_timeout_min.
+  Task<void> run_transfer(RoleState& role, NodeId target);
+  NodeId most_caught_up_follower(const RoleState& role) const;
 
   // --- replicator.cc: ReadIndex ---
   // The leader's read-round driver: runs rounds while reads are waiting for one.
@@ -350,6 +378,7 @@ class Node final : public RpcHandler {
   std::uint64_t read_gen_finished_ = 0;
   std::optional<LogIndex> read_result_;
   Event read_done_;  // Set when a round finishes and at every role change (waiters recheck).
+  Event transfer_done_;  // Set when a transfer is abandoned and at every role change.
   std::uint64_t changes_ = 0;
   Event changed_;
   Stats stats_;

@@ -105,6 +105,12 @@ Task<void> Node::run_heartbeat_clock(RoleState& role) {
   check_stamp(token, stamp);
   for (;;) {
     const TimePoint now = Loop::current().now();
+    if (config_.check_quorum && !quorum_heard(role, now)) {
+      // Raft thesis §6.2: cut off from a majority for an election timeout, a newer leader
+      // may exist; stop serving rather than make clients wait for ever.
+      step_down();
+      co_return;
+    }
     TimePoint next = now + config_.heartbeat_interval;
     for (std::size_t i = 0; i < cluster_size_; ++i) {
       if (NodeId{static_cast<std::uint32_t>(i)} == self_) continue;
@@ -280,6 +286,7 @@ void Node::on_match(RoleState& role, NodeId peer, LogIndex matched) {
   p.match_index = std::max(p.match_index, matched);
   p.next_index = std::max(p.next_index, LogIndex{p.match_index.value + 1});
   advance_leader_commit(role);
+  if (peer == role.transfer_target) role.transfer_wake.set();
 }
 
 void Node::advance_leader_commit(RoleState& role) {
@@ -310,6 +317,77 @@ Task<void> Node::count_own_durable(RoleState& role) {
   }
 }
 
+// --- leadership transfer (Raft thesis §3.10) ---
+
+NodeId Node::most_caught_up_follower(const RoleState& role) const {
+  NodeId best = kNoNode;
+  for (std::size_t i = 0; i < cluster_size_; ++i) {
+    const NodeId id{static_cast<std::uint32_t>(i)};
+    if (id == self_) continue;
+    if (best == kNoNode || role.progress[i].match_index > role.progress[best.value].match_index) {
+      best = id;
+    }
+  }
+  return best;
+}
+
+Task<bool> Node::transfer_leadership(NodeId target) {
+  if (stopping_ || role_->role != Role::kLeader || transferring()) co_return false;
+  if (target == kNoNode) target = most_caught_up_follower(*role_);
+  if (target == kNoNode || target == self_ || target.value >= cluster_size_) co_return false;
+  const Term term = current_term_;
+  role_->transfer_target = target;
+  note_change();
+  spawn_role_task(run_transfer(*role_, target));
+  // Until this leadership ends (the target's election reached us) or the transfer is
+  // abandoned; role_ is re-read after every wait (it may be another role by then).
+  while (!stopping_ && current_term_ == term && transferring()) {
+    transfer_done_.reset();
+    co_await transfer_done_.wait();
+  }
+  co_return !stopping_ && current_term_ > term;
+}
+
+Task<void> Node::run_transfer(RoleState& role, NodeId target) {
+  const CancelToken token = co_await current_token();
+  const Stamp stamp = stamp_of(role);
+  check_stamp(token, stamp);
+  const TimePoint deadline = Loop::current().now() + config_.election_timeout_min;
+  Progress& p = role.progress[target.value];
+  // §3.10, 2: the target's log catches up with ours, which stands still meanwhile (start()
+  // refuses): its replicator sends as usual, at once.
+  p.wake.set();
+  while (p.match_index < log_.last_index() && Loop::current().now() < deadline) {
+    role.transfer_wake.reset();
+    std::vector<Task<bool>> waits;
+    waits.push_back(event_set(role.transfer_wake));
+    waits.push_back(timer_expires(deadline));
+    (void)co_await when_any(std::move(waits));
+    check_stamp(token, stamp);
+  }
+  if (p.match_index == log_.last_index()) {
+    // §3.10, 3: TimeoutNow. Its reply (or the target's RequestVote, whichever comes first)
+    // carries the newer term that ends this role, and cancels this task.
+    const Duration left = deadline - Loop::current().now();
+    if (left > Duration::zero()) {
+      Message request = TimeoutNowArgs{current_term_, self_};
+      const RpcResult result = co_await rpc_.call(target, std::move(request), left);
+      check_stamp(token, stamp);
+      if (result.ok()) {
+        if (const auto* reply = std::get_if<TimeoutNowReply>(&*result.reply)) {
+          if (observe(reply->term)) check_stamp(token, stamp);  // Throws Cancelled.
+        }
+      }
+      co_await sleep_until(deadline);
+      check_stamp(token, stamp);
+    }
+  }
+  // §3.10: not done within an election timeout: abandon it and take commands again.
+  role.transfer_target = kNoNode;
+  transfer_done_.set();
+  note_change();
+}
+
 // --- ReadIndex (Raft thesis §6.4) ---
 
 Task<std::optional<LogIndex>> Node::read_index() {
@@ -333,9 +411,19 @@ Task<std::optional<LogIndex>> Node::read_index() {
 }
 
 void Node::on_acked(RoleState& role, Progress& p, std::uint64_t seq) {
+  p.heard = Loop::current().now();
   if (seq <= p.acked_seq) return;
   p.acked_seq = seq;
   if (role.read_round_seq != 0 && seq >= role.read_round_seq) role.read_wake.set();
+}
+
+bool Node::quorum_heard(const RoleState& role, TimePoint now) const {
+  std::size_t heard = 1;  // The leader itself.
+  for (std::size_t i = 0; i < cluster_size_; ++i) {
+    if (NodeId{static_cast<std::uint32_t>(i)} == self_) continue;
+    if (now < role.progress[i].heard + config_.election_timeout_min) ++heard;
+  }
+  return heard >= majority(cluster_size_);
 }
 
 bool Node::read_round_confirmed(const RoleState& role) const {

@@ -81,6 +81,7 @@ Config fast_config() {
   c.election_timeout_min = std::chrono::milliseconds(20);
   c.election_timeout_max = std::chrono::milliseconds(30);
   c.rpc_timeout = std::chrono::milliseconds(50);
+  c.check_quorum = false;  // The scripted peers never answer AppendEntries: a leader stays one.
   return c;
 }
 
@@ -157,6 +158,40 @@ TEST_CASE("proposals cut from a follower's log fail with an unknown outcome, not
 TEST_CASE("a leader elected again proposes over an index its cut proposals still held") {
   auto loop = Loop::simulated({.seed = 3});
   loop->run(cut_under_proposals(true));
+}
+
+// Check-quorum: a leader whose followers never answer steps down in its own term; the
+// clients of what it proposed hear "may or may not" then, not at their 5 s deadline.
+Task<void> deposed_leader_fails_its_proposals() {
+  ScriptedPeers peers;
+  MemStorage storage;
+  Config config = fast_config();
+  config.check_quorum = true;
+  Node node(NodeId{0}, 3, peers, storage, config, RecoveredState{});
+  Service service(node, peers, ServiceOptions{.snapshot_log_bytes = std::size_t{1} << 30},
+                  std::nullopt);
+  Scope scope;
+  scope.spawn(node.run());
+  scope.spawn(service.run());
+  co_await until(node, Role::kLeader);
+  peers.grant = false;  // It is not elected again.
+  const Term term = node.current_term();
+  const TimePoint proposed = Loop::current().now();
+  std::shared_ptr<Job> job = set_job("1");
+  scope.spawn(service.execute(job));
+  co_await until(node, Role::kFollower);
+  CHECK(node.current_term() == term);
+  co_await sleep_for(1ms);  // The service's watcher runs.
+  REQUIRE(job->done);
+  CHECK(job->replies.reply(0).find("may or may not have been applied") != std::string::npos);
+  CHECK(Loop::current().now() - proposed < 100ms);
+  node.kill();
+  co_await scope.join();
+}
+
+TEST_CASE("a leader that steps down for want of a quorum fails its proposals at once") {
+  auto loop = Loop::simulated({.seed = 5});
+  loop->run(deposed_leader_fails_its_proposals());
 }
 
 }  // namespace

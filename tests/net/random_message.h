@@ -42,7 +42,8 @@ inline Message random_message(MessageType type, Rng& rng) {
   switch (type) {
     case MessageType::kRequestVoteArgs:
       return RequestVoteArgs{random_int<Term>(rng), random_int<NodeId>(rng),
-                             random_int<LogIndex>(rng), random_int<Term>(rng), random_bool(rng)};
+                             random_int<LogIndex>(rng), random_int<Term>(rng), random_bool(rng),
+                             random_bool(rng)};
     case MessageType::kRequestVoteReply:
       return RequestVoteReply{random_int<Term>(rng), random_bool(rng)};
     case MessageType::kAppendEntriesArgs: {
@@ -64,6 +65,10 @@ inline Message random_message(MessageType type, Rng& rng) {
                                  random_bool(rng)};
     case MessageType::kInstallSnapshotReply:
       return InstallSnapshotReply{random_int<Term>(rng), random_u64(rng), random_bool(rng)};
+    case MessageType::kTimeoutNowArgs:
+      return TimeoutNowArgs{random_int<Term>(rng), random_int<NodeId>(rng)};
+    case MessageType::kTimeoutNowReply:
+      return TimeoutNowReply{random_int<Term>(rng)};
     case MessageType::kClientRequest:
       return ClientRequest{random_string(rng)};
     case MessageType::kClientReply:
@@ -82,7 +87,8 @@ inline const char* type_name(MessageType type) {
   constexpr const char* kNames[] = {"RequestVoteArgs",      "RequestVoteReply",
                                     "AppendEntriesArgs",    "AppendEntriesReply",
                                     "InstallSnapshotArgs",  "InstallSnapshotReply",
-                                    "ClientRequest",        "ClientReply"};
+                                    "ClientRequest",        "ClientReply",
+                                    "TimeoutNowArgs",       "TimeoutNowReply"};
   static_assert(std::size(kNames) == kMessageTypeCount);
   return kNames[static_cast<std::size_t>(type)];
 }

@@ -384,7 +384,9 @@ TEST_CASE("entries whose replies are lost go again a heartbeat later, not in a b
 // candidate with a faster clock would keep the cluster leaderless for ever (found by
 // cluster_sim, on a node with a stale log and a fast clock). Here the test plays that
 // candidate, node 2, asking every 200 ms, below the 300 ms minimum timeout.
+// With check-quorum (§4.2.3) the storm is disregarded altogether: no term rises.
 Task<void> hopeless_candidate_storm(Cluster* c) {
+  const bool disregarded = c->config.check_quorum;
   co_await c->start(0);
   co_await c->start(1);
   const std::size_t l = co_await c->wait_leader();
@@ -393,6 +395,7 @@ Task<void> hopeless_candidate_storm(Cluster* c) {
   REQUIRE(c->servers[(l + 1) % 2].node->log().last_index() == LogIndex{1});
   Scope asks;
   bool leader_during_storm = false;
+  bool term_rose = false;
   Term storm_start;
   for (int round = 0; round < 25; ++round) {
     Term top;
@@ -409,19 +412,32 @@ Task<void> hopeless_candidate_storm(Cluster* c) {
       for (std::size_t i = 0; i < 2; ++i) {
         const Node& n = *c->servers[i].node;
         if (n.role() == Role::kLeader && n.current_term() > storm_start) leader_during_storm = true;
+        if (n.current_term() > storm_start) term_rose = true;
       }
     }
   }
   co_await asks.join();
-  CHECK(leader_during_storm);
+  if (disregarded) {
+    CHECK_FALSE(term_rose);
+    CHECK(c->leader() == l);
+  } else {
+    CHECK(leader_during_storm);
+  }
   co_await c->stop();
 }
 
 TEST_CASE("a candidate that cannot win does not keep the others from electing a leader") {
-  auto loop = Loop::simulated({.seed = 7});
-  Cluster c(3);
-  c.net.set_long_delays(false);
-  loop->run(hopeless_candidate_storm(&c));
+  // Goal: the follower's timer rule (without check-quorum, whose lease turns the storm away);
+  // then check-quorum's §4.2.3: RequestVotes within a leader's lease change nothing.
+  for (const bool check_quorum : {false, true}) {
+    CAPTURE(check_quorum);
+    auto loop = Loop::simulated({.seed = 7});
+    Config config = Config::lab();
+    config.check_quorum = check_quorum;
+    Cluster c(3, config);
+    c.net.set_long_delays(false);
+    loop->run(hopeless_candidate_storm(&c));
+  }
 }
 
 // The leader counts itself toward a majority only for entries on its own disk: with its
@@ -695,6 +711,141 @@ TEST_CASE("a node back from a partition does not raise the leader's term") {
   }
 }
 
+// --- check-quorum (Raft thesis §6.2) ---
+
+// How long after being cut off from both followers the leader still led (nullopt: still
+// leading 3 s later), and whether start() and read_index() then refuse at once.
+struct StepDown {
+  std::optional<Duration> led_for;
+  bool refuses = false;
+};
+
+Task<void> isolated_leader(Cluster* c, StepDown* out) {
+  co_await c->start_all();
+  const std::size_t l = co_await c->wait_leader();
+  Node& leader = *c->servers[l].node;
+  const Term term = leader.current_term();
+  const TimePoint cut = Loop::current().now();
+  c->net.partition({{NodeId{static_cast<std::uint32_t>(l)}},
+                    {NodeId{static_cast<std::uint32_t>((l + 1) % 3)},
+                     NodeId{static_cast<std::uint32_t>((l + 2) % 3)}}});
+  while (leader.role() == Role::kLeader && Loop::current().now() - cut < 3s) {
+    co_await sleep_for(10ms);
+  }
+  if (leader.role() != Role::kLeader) {
+    out->led_for = Loop::current().now() - cut;
+    CHECK(leader.current_term() == term);  // It steps down in its own term,
+    CHECK(leader.leader_id() == kNoNode);  // knowing of no leader.
+    const TimePoint asked = Loop::current().now();
+    out->refuses = !leader.start("late").is_leader && !(co_await leader.read_index()) &&
+                   Loop::current().now() == asked;
+  }
+  c->net.heal();
+  co_await c->stop();
+}
+
+TEST_CASE("an isolated leader steps down within an election timeout and refuses at once") {
+  // Goal: check-quorum; the run without it shows the old leader leading on, unaware.
+  for (const bool check_quorum : {true, false}) {
+    CAPTURE(check_quorum);
+    auto loop = Loop::simulated({.seed = 9});
+    Config config = Config::lab();
+    config.check_quorum = check_quorum;
+    Cluster c(3, config);
+    c.net.set_long_delays(false);
+    StepDown d;
+    loop->run(isolated_leader(&c, &d));
+    if (check_quorum) {
+      REQUIRE(d.led_for.has_value());
+      // Its last replies came at most a heartbeat before the cut; it looks each heartbeat.
+      CHECK(*d.led_for <= config.election_timeout_min + config.heartbeat_interval);
+      CHECK(*d.led_for >= config.election_timeout_min - config.heartbeat_interval);
+      CHECK(d.refuses);
+    } else {
+      CHECK_FALSE(d.led_for.has_value());
+    }
+  }
+}
+
+// --- leadership transfer (Raft thesis §3.10) ---
+
+Task<void> transfer_to_follower(Cluster* c) {
+  co_await c->start_all();
+  const std::size_t l = co_await c->wait_leader();
+  Node& leader = *c->servers[l].node;
+  const Term term = leader.current_term();
+  for (int i = 1; i <= 5; ++i) (void)leader.start(numbered("w", static_cast<std::size_t>(i)));
+  const std::size_t target = (l + 2) % c->servers.size();
+  // The target is a little behind: the transfer brings it up to date first.
+  c->net.disconnect(NodeId{static_cast<std::uint32_t>(target)});
+  (void)leader.start("w6");
+  co_await sleep_for(50ms);
+  c->connect(target);
+  const TimePoint asked = Loop::current().now();
+  Scope transfer;
+  bool moved = false;
+  transfer.spawn([](Node* n, NodeId t, bool* out) -> Task<void> {
+    *out = co_await n->transfer_leadership(t);
+  }(&leader, NodeId{static_cast<std::uint32_t>(target)}, &moved));
+  co_await sleep_for(1ms);
+  CHECK(leader.transferring());
+  CHECK_FALSE(leader.start("refused").is_leader);  // No new commands meanwhile.
+  co_await transfer.join();
+  CHECK(moved);
+  const std::size_t now_leading = co_await c->wait_leader();
+  CHECK(now_leading == target);
+  const Node& next = *c->servers[target].node;
+  CHECK(next.current_term() == Term{term.value + 1});  // No election beyond the one asked for.
+  // Within a few round trips, not an election timeout.
+  CHECK(Loop::current().now() - asked < c->config.election_timeout_min);
+  CHECK(next.log().last_index() == LogIndex{6});
+  CHECK(co_await c->wait_applied(6));
+  co_await c->stop();
+}
+
+TEST_CASE("a leader hands its leadership to a follower, which wins at once") {
+  // Goal: transfer end to end, with check-quorum on: the other voters heard from the leader
+  // lately, and grant only because the election is a transfer's.
+  for (std::uint64_t seed = 1; seed <= 3; ++seed) {
+    auto loop = Loop::simulated({.seed = seed});
+    Cluster c(5);
+    c.net.set_long_delays(false);
+    loop->run(transfer_to_follower(&c));
+  }
+}
+
+Task<void> transfer_abandoned(Cluster* c) {
+  co_await c->start_all();
+  const std::size_t l = co_await c->wait_leader();
+  Node& leader = *c->servers[l].node;
+  const Term term = leader.current_term();
+  const std::size_t target = (l + 1) % 3;
+  c->net.disconnect(NodeId{static_cast<std::uint32_t>(target)});
+  (void)leader.start("x");  // The target cannot catch up.
+  const TimePoint asked = Loop::current().now();
+  CHECK_FALSE(co_await leader.transfer_leadership(NodeId{static_cast<std::uint32_t>(target)}));
+  const Duration took = Loop::current().now() - asked;
+  CHECK(took >= c->config.election_timeout_min);
+  CHECK(took < c->config.election_timeout_max);
+  // It leads on in its term and takes commands again.
+  CHECK(leader.state().is_leader);
+  CHECK(leader.current_term() == term);
+  CHECK_FALSE(leader.transferring());
+  CHECK(leader.start("y").is_leader);
+  // Nor can it hand over to itself, to no node, or twice at once.
+  CHECK_FALSE(co_await leader.transfer_leadership(NodeId{static_cast<std::uint32_t>(l)}));
+  CHECK_FALSE(co_await leader.transfer_leadership(NodeId{7}));
+  c->connect(target);
+  co_await c->stop();
+}
+
+TEST_CASE("a transfer that cannot complete is abandoned, and the leader takes commands again") {
+  auto loop = Loop::simulated({.seed = 2});
+  Cluster c(3);
+  c.net.set_long_delays(false);
+  loop->run(transfer_abandoned(&c));
+}
+
 // --- ReadIndex, the no-op on election, status for services ---
 
 // The read results of one task: each read's invocation bound (the highest commit index any
@@ -842,7 +993,9 @@ TEST_CASE("a partitioned old leader never returns a read index; the new leader d
   // index below what the new leader has committed.
   for (std::uint64_t seed = 1; seed <= 3; ++seed) {
     auto loop = Loop::simulated({.seed = seed});
-    Cluster c(5);
+    Config config = Config::lab();
+    config.check_quorum = false;  // It would depose the old leader: here it must not know.
+    Cluster c(5, config);
     c.net.set_long_delays(false);
     std::vector<ReadRecord> old_reads;
     std::vector<ReadRecord> new_reads;

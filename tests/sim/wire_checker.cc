@@ -15,7 +15,8 @@ Term reply_term(const Message& m) {
         using T = std::decay_t<decltype(r)>;
         if constexpr (std::is_same_v<T, RequestVoteReply> ||
                       std::is_same_v<T, AppendEntriesReply> ||
-                      std::is_same_v<T, InstallSnapshotReply>) {
+                      std::is_same_v<T, InstallSnapshotReply> ||
+                      std::is_same_v<T, TimeoutNowReply>) {
           return r.term;
         } else {
           return Term{0};
