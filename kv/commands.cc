@@ -12,7 +12,7 @@ namespace uraft::kv {
 
 namespace {
 
-constexpr std::array<CommandSpec, 24> kTable = {{
+constexpr std::array<CommandSpec, 25> kTable = {{
     {"ping", -1, CommandKind::kLocal, CommandId::kPing},
     {"echo", 2, CommandKind::kLocal, CommandId::kEcho},
     {"quit", -1, CommandKind::kLocal, CommandId::kQuit},
@@ -23,6 +23,7 @@ constexpr std::array<CommandSpec, 24> kTable = {{
     {"client", -2, CommandKind::kLocal, CommandId::kClient},
     {"select", 2, CommandKind::kLocal, CommandId::kSelect},
     {"info", -1, CommandKind::kLocal, CommandId::kInfo},
+    {"raft.transfer", -1, CommandKind::kLocal, CommandId::kRaftTransfer},
     {"get", 2, CommandKind::kRead, CommandId::kGet},
     {"exists", -2, CommandKind::kRead, CommandId::kExists},
     {"mget", -2, CommandKind::kRead, CommandId::kMget},
@@ -463,6 +464,12 @@ Route run_local(const CommandSpec& spec, std::span<const std::string_view> argv,
     }
     case CommandId::kInfo:
       return Route::kInfo;
+    case CommandId::kRaftTransfer:
+      if (argv.size() > 2) {
+        append_error(out, kErrSyntax);
+        return Route::kReplied;
+      }
+      return Route::kTransfer;
     default:
       break;
   }

@@ -23,7 +23,7 @@ enum class CommandKind : std::uint8_t {
 
 enum class CommandId : std::uint8_t {
   // kLocal
-  kPing, kEcho, kQuit, kAuth, kHello, kCommand, kConfig, kClient, kSelect, kInfo,
+  kPing, kEcho, kQuit, kAuth, kHello, kCommand, kConfig, kClient, kSelect, kInfo, kRaftTransfer,
   // kRead
   kGet, kExists, kMget, kStrlen, kDbsize,
   // kWrite
@@ -70,6 +70,7 @@ enum class Route : std::uint8_t {
   kReplied,       // `out` holds the whole reply: a local command's, or an error.
   kRepliedClose,  // QUIT: send `out`, then close the connection.
   kInfo,          // INFO: build the text (InfoBuilder, info_wants) and reply with a bulk.
+  kTransfer,      // RAFT.TRANSFER [node]: the node hands its leadership over, then replies.
   kRead,          // Serve with Store::read at a linearizable read point.
   kWrite,         // Propose through Raft (argv in a batch); Store::apply gives the reply.
 };

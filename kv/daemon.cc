@@ -7,6 +7,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include <chrono>
 #include <exception>
 #include <map>
 #include <memory>
@@ -30,9 +31,26 @@
 namespace uraft::kv {
 namespace {
 
+// A leader asked to stop hands its leadership over first, so the others need not wait an
+// election timeout to notice it is gone. Bounded: an abandoned transfer takes one.
+Task<void> hand_over_leadership(Node* node) {
+  if (!node->state().is_leader) co_return;
+  spdlog::info("leader: handing leadership over before stopping");
+  const TimePoint started = Loop::current().now();
+  const bool moved = co_await node->transfer_leadership();
+  const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(
+                      Loop::current().now() - started).count();
+  if (moved) {
+    spdlog::info("leadership handed over in {} ms (term {})", ms, node->current_term().value);
+  } else {
+    spdlog::warn("leadership transfer did not complete in {} ms; stopping as leader", ms);
+  }
+}
+
 // Waits for SIGTERM or SIGINT (blocked for the process and read from a signalfd, so the loop
-// sees them as I/O), then cancels `scope`: everything the node runs stops in order.
-Task<void> wait_for_signal(int signal_fd, Scope* scope) {
+// sees them as I/O), then cancels `scope`: everything the node runs stops in order. A leader
+// (with `transfer`) first hands its leadership over.
+Task<void> wait_for_signal(int signal_fd, Scope* scope, Node* node, bool transfer) {
   for (;;) {
     const IoResult r = co_await io::poll(signal_fd, POLLIN);
     if (!r.ok()) {
@@ -42,6 +60,7 @@ Task<void> wait_for_signal(int signal_fd, Scope* scope) {
     signalfd_siginfo info{};
     if (::read(signal_fd, &info, sizeof info) == static_cast<ssize_t>(sizeof info)) {
       spdlog::info("signal {}: stopping", info.ssi_signo == SIGINT ? "SIGINT" : "SIGTERM");
+      if (transfer) co_await hand_over_leadership(node);
       scope->cancel();
       co_return;
     }
@@ -139,7 +158,7 @@ Task<int> run_node(DaemonConfig config, Parts* parts, int signal_fd) {
     scope.spawn(node.run());
     scope.spawn(service->run());
     scope.spawn(server->run());
-    scope.spawn(wait_for_signal(signal_fd, &scope));
+    scope.spawn(wait_for_signal(signal_fd, &scope, &node, config.transfer_on_stop));
   } else {
     spdlog::critical("{}", failure);
     status = 1;

@@ -35,6 +35,9 @@ struct DaemonConfig {
   std::string requirepass;                  // Empty: no AUTH needed.
   std::size_t snapshot_log_bytes = kSnapshotLogBytesDefault;
   std::size_t clients_max = kClientsMaxDefault;
+  // On SIGTERM or SIGINT a leader first hands its leadership to the follower whose log
+  // matches furthest (Raft thesis §3.10), so stopping it costs no election timeout.
+  bool transfer_on_stop = true;
 };
 
 // Runs the node until a termination signal; returns the process exit status. Errors that

@@ -191,6 +191,13 @@ Task<void> Server::serve_requests(Server* self, int fd, ClientSession* session) 
         continue;
       }
       if (routed.route == Route::kInfo) self->append_info(request.argv, local);
+      if (routed.route == Route::kTransfer) {
+        // Waits (up to an election timeout) with this connection's later requests behind it.
+        // (The argument is named first: g++ 12 mishandles a temporary made in a co_await.)
+        std::string target;
+        if (request.argv.size() > 1) target = request.argv[1];
+        co_await transfer(self, std::move(target), &local);
+      }
       pieces.push_back(Piece{false, begin, local.size()});
       if (routed.route == Route::kRepliedClose) {
         closing = true;
@@ -249,6 +256,39 @@ Task<bool> Server::send_all(Server* self, int fd, std::string_view bytes) {
     bytes.remove_prefix(r.bytes());
   }
   co_return true;
+}
+
+Task<void> Server::transfer(Server* self, std::string target, std::string* out) {
+  const Node& node = self->service_.node();
+  NodeId to = kNoNode;
+  if (!target.empty()) {
+    std::int64_t id = 0;
+    if (!parse_int64(target, id) || id < 0 || static_cast<std::uint64_t>(id) >= node.cluster_size() ||
+        NodeId{static_cast<std::uint32_t>(id)} == node.id()) {
+      append_error(*out, "ERR RAFT.TRANSFER takes the id of another node of the cluster");
+      co_return;
+    }
+    to = NodeId{static_cast<std::uint32_t>(id)};
+  }
+  if (!node.state().is_leader) {
+    const NodeId leader = node.leader_id();
+    std::string error = "ERR this node is not the leader";
+    if (leader != kNoNode) {
+      error += " (node ";
+      error += std::to_string(leader.value);
+      error += " is)";
+    }
+    append_error(*out, error);
+    co_return;
+  }
+  const Term term = node.current_term();
+  if (co_await self->service_.transfer_leadership(to)) {
+    *out += "+OK\r\n";
+    co_return;
+  }
+  append_error(*out, node.current_term() == term && node.state().is_leader
+                         ? "TRYAGAIN leadership transfer did not complete in time; still leader"
+                         : "TRYAGAIN leadership transfer not started");
 }
 
 void Server::append_info(std::span<const std::string_view> argv, std::string& out) const {

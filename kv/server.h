@@ -97,6 +97,8 @@ class Server {
   static Task<bool> send_all(Server* self, int fd, std::string_view bytes);
   // INFO's reply for `argv` (the sections it asks for) appended to `out`.
   void append_info(std::span<const std::string_view> argv, std::string& out) const;
+  // RAFT.TRANSFER [node]: +OK once leadership moved on, an error if it did not.
+  static Task<void> transfer(Server* self, std::string target, std::string* out);
 
   Service& service_;
   const ServerOptions options_;

@@ -357,6 +357,10 @@ Task<void> Service::run_proposer(Service* self) {
 }
 
 void Service::propose_queued() {
+  // A transfer of leadership holds writes back (the node would refuse them); they go on here
+  // if it is abandoned (the watcher wakes the proposer), and fail as not proposed if it
+  // succeeds.
+  if (node_.transferring()) return;
   while (!write_queue_.empty()) {
     // Jobs that fit one entry: each job's batch without its header, under one new header
     // (kv/batch.h: version u8, command_count u32 little-endian, then the commands).
@@ -558,6 +562,7 @@ Task<void> Service::run_watcher(Service* self) {
       // than at their deadline.
       self->fail_proposals_below(std::numeric_limits<std::uint64_t>::max());
     }
+    if (now.role == Role::kLeader) self->proposer_wake_.set();  // A transfer may have ended.
     if (now.role != Role::kLeader) {
       // Jobs not yet proposed are certainly not in the log: their clients may retry.
       while (!self->write_queue_.empty()) {

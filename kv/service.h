@@ -108,6 +108,9 @@ class Service final : public RpcHandler {
 
   const Store& store() const noexcept { return store_; }
   const Node& node() const noexcept { return node_; }
+  // Hands this leader's leadership to `target` (kNoNode: the most caught-up follower); writes
+  // wait meanwhile and go on here if it is abandoned (Node::transfer_leadership).
+  Task<bool> transfer_leadership(NodeId target) { return node_.transfer_leadership(target); }
   const ServiceCounters& counters() const noexcept { return counters_; }
   LogIndex applied_index() const noexcept { return applied_; }
   std::size_t proposals_inflight() const noexcept { return inflight_.size(); }

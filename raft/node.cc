@@ -94,7 +94,8 @@ void Node::kill() noexcept {
   rpc_.serve(nullptr);
   apply_ch_.close();
   root_.cancel();  // The role's scope is a child of root_: it goes too.
-  read_done_.set();  // Waiting reads leave with nullopt.
+  read_done_.set();  // Waiting reads leave with nullopt,
+  transfer_done_.set();  // and a waiting transfer with false.
   writer_.stop();     // Handlers waiting for a write leave (and reply nothing).
   changed_.set();
 }

@@ -150,6 +150,7 @@ class Node final : public RpcHandler {
 
   // Introspection for tests and invariant checks.
   NodeId id() const noexcept { return self_; }
+  std::size_t cluster_size() const noexcept { return cluster_size_; }
   Role role() const noexcept { return role_->role; }
   Term current_term() const noexcept { return current_term_; }
   NodeId voted_for() const noexcept { return voted_for_; }

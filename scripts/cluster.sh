@@ -8,7 +8,10 @@
 #   scripts/cluster.sh status     role, term, commit and applied index of each node (INFO)
 #   scripts/cluster.sh down       stop every node (SIGTERM), keep the data
 #   scripts/cluster.sh kill I     SIGKILL node I (1..N)
-#   scripts/cluster.sh stop I     SIGTERM node I and wait for it to exit
+#   scripts/cluster.sh stop I     SIGTERM node I and wait for it to exit (a leader hands its
+#                                 leadership to a caught-up follower first: no election gap)
+#   scripts/cluster.sh transfer [I]  the leader hands its leadership to node I (default: the
+#                                 follower whose log matches furthest)
 #   scripts/cluster.sh start I    start node I again (also: restart I = stop, then start)
 #   scripts/cluster.sh logs I     the last lines of node I's log (-f to follow)
 #   scripts/cluster.sh bench [redis-benchmark options]
@@ -246,6 +249,19 @@ cmd_down() {
   echo "cluster.sh: all nodes stopped (data kept in $dir)"
 }
 
+cmd_transfer() {  # [I]
+  need_cluster
+  local l target=()
+  if [ -n "${1:-}" ]; then check_index "$1"; target=("$(($1 - 1))"); fi
+  l=$(wait_leader 10) || die "no leader"
+  [ -z "${1:-}" ] || [ "$1" != "$l" ] || { echo "cluster.sh: node $l leads already"; return 0; }
+  local reply
+  reply=$(cli "$(port_of "$l")" RAFT.TRANSFER "${target[@]}")
+  [ "$reply" = OK ] || die "node $l: $reply"
+  l=$(wait_leader 10) || die "no leader after the transfer"
+  echo "cluster.sh: node $l leads now"
+}
+
 cmd_bench() {
   need_cluster
   local l
@@ -276,6 +292,7 @@ case "$cmd" in
   logs) need_cluster; check_index "${1:-}"
     if [ "${2:-}" = -f ]; then tail -n 50 -F "$(log_file "$1")"; else tail -n "${LINES_SHOWN:-50}" "$(log_file "$1")"; fi ;;
   bench) cmd_bench "$@" ;;
+  transfer) cmd_transfer "$@" ;;
   clean) load_env; [ -n "$nodes" ] && cmd_down; rm -rf "$dir"; echo "cluster.sh: removed $dir" ;;
-  *) sed -n '2,24p' "$0" | sed 's/^# \{0,1\}//'; [ -z "$cmd" ] || [ "$cmd" = help ] || [ "$cmd" = -h ] || exit 2 ;;
+  *) sed -n '2,26p' "$0" | sed 's/^# \{0,1\}//'; [ -z "$cmd" ] || [ "$cmd" = help ] || [ "$cmd" = -h ] || exit 2 ;;
 esac

@@ -49,7 +49,9 @@ TEST_CASE("the table is in id order and lookups ignore case") {
     CHECK(&command_spec(s.id) == &s);
     CHECK(find_command(s.name) == &s);
     std::string upper(s.name);
-    for (char& c : upper) c = static_cast<char>(c - 'a' + 'A');
+    for (char& c : upper) {
+      if (c >= 'a' && c <= 'z') c = static_cast<char>(c - 'a' + 'A');  // "raft.transfer" has a '.'.
+    }
     CHECK(find_command(upper) == &s);
   }
   CHECK(find_command("nope") == nullptr);
@@ -70,6 +72,7 @@ TEST_CASE("each command has Redis's arity and kind") {
       {"hello", -1, CommandKind::kLocal},   {"command", -1, CommandKind::kLocal},
       {"config", -2, CommandKind::kLocal},  {"client", -2, CommandKind::kLocal},
       {"select", 2, CommandKind::kLocal},   {"info", -1, CommandKind::kLocal},
+      {"raft.transfer", -1, CommandKind::kLocal},
       {"get", 2, CommandKind::kRead},       {"exists", -2, CommandKind::kRead},
       {"mget", -2, CommandKind::kRead},     {"strlen", 2, CommandKind::kRead},
       {"dbsize", 1, CommandKind::kRead},    {"set", -3, CommandKind::kWrite},
@@ -162,6 +165,8 @@ TEST_CASE("reads, writes and INFO are routed, not answered") {
            {{"FLUSHALL", "async"}, Route::kWrite},
            {{"INFO"}, Route::kInfo},
            {{"INFO", "raft"}, Route::kInfo},
+           {{"RAFT.TRANSFER"}, Route::kTransfer},
+           {{"raft.transfer", "2"}, Route::kTransfer},
        }) {
     CAPTURE(argv[0]);
     std::string out;

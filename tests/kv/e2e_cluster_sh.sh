@@ -48,6 +48,21 @@ check "status shows the killed node down" grep -q "^2 .* down" <<<"$status"
 "$cluster" restart 2 >/dev/null
 check "restart brings it back" test "$(redis-cli -p $((client_port + 1)) PING)" = PONG
 check "logs shows the node's log" grep -q "serving clients" <<<"$("$cluster" logs 2)"
+out=$("$cluster" transfer 3)
+check "transfer 3 makes node 3 the leader" grep -Eq "node 3 leads (now|already)" <<<"$out"
+out=$("$cluster" transfer 2)
+check "transfer 2 then moves it to node 2" grep -q "node 2 leads now" <<<"$out"
+check "node 2 says it leads" grep -q "^2 .* leader " <<<"$("$cluster" status)"
+"$cluster" stop 2 >/dev/null
+check "stopping the leader hands its leadership over" \
+  grep -q "leadership handed over" "$URAFT_CLUSTER_DIR/node2.log"
+for _ in $(seq 1 50); do  # Node 1 may not have heard of the new leader yet.
+  reply=$(redis-cli -p "$client_port" SET k2 v)
+  [ "$reply" = OK ] && break
+  sleep 0.1
+done
+check "the cluster writes with the leader stopped" test "$reply" = OK
+"$cluster" start 2 >/dev/null
 bench=$("$cluster" bench -t set -n 2000 -c 10 -q 2>&1 | tr '\r' '\n')
 check "bench runs" grep -q "SET: .* requests per second" <<<"$bench"
 

@@ -546,7 +546,7 @@ Task<void> Cluster::nemesis_step() {
   std::vector<std::string> kinds;
   if (options_.net_faults)
     kinds.insert(kinds.end(), {"partition", "heal", "links", "unreliable", "isolate-leader"});
-  if (options_.process_faults) kinds.insert(kinds.end(), {"crash", "crash", "pause"});
+  if (options_.process_faults) kinds.insert(kinds.end(), {"crash", "crash", "pause", "transfer"});
   if (options_.disk_faults)
     kinds.insert(kinds.end(), {"slow-disk", "disk-errors", "disk-full", "bit-flip"});
   if (kinds.empty()) co_return;
@@ -637,6 +637,20 @@ Task<void> Cluster::nemesis_step() {
           event("nemesis: bit flip on node " + std::to_string(i) + ": " + *what);
         }
       }
+    }
+  } else if (kind == "transfer") {
+    // An operator hands leadership over (RAFT.TRANSFER, a graceful stop), to a given node or
+    // to the most caught-up one, amid whatever else is going on.
+    for (std::size_t i = 0; i < n; ++i) {
+      if (!peers_[i].live || peers_[i].live->node->role() != Role::kLeader) continue;
+      const std::size_t to = r.uniform(0, n);  // n: the node's own choice.
+      const NodeId target = to == n ? kNoNode : id(to);
+      Node* node = peers_[i].live->node.get();
+      const bool moved = co_await node->transfer_leadership(target);
+      event("nemesis: leader " + std::to_string(i) + " transfers to " +
+            (to == n ? std::string("any") : std::to_string(to)) + ": " +
+            (moved ? "moved" : "not moved"));
+      break;
     }
   } else if (kind == "pause") {
     // A stall (GC-like): everything to and from the node waits, then arrives late.
