@@ -253,7 +253,6 @@ void Node::change_role(Role role, bool transfer) {
         Progress& p = r.progress[i];
         p.next_index = LogIndex{log_.last_index().value + 1};
         p.match_index = LogIndex{0};
-        p.commit_sent = commit_index_;
         p.last_send = Loop::current().now() - config_.heartbeat_interval;  // Heartbeat now.
         p.heard = Loop::current().now();  // The vote: check-quorum counts from the election.
         if (NodeId{static_cast<std::uint32_t>(i)} != self_) {

@@ -203,7 +203,6 @@ class Node final : public RpcHandler {
     bool pipelining = false;
     TimePoint last_send;
     TimePoint heard;  // The last reply in our term (check-quorum); the election at first.
-    LogIndex commit_sent;  // The leader_commit of the last request sent.
     // Sending the snapshot (next_index at or below it), one chunk at a time: the snapshot's
     // index and the offset of the next chunk. After a failed chunk, or failed entries, the
     // next one waits for resend_at (a heartbeat later).

@@ -1,6 +1,6 @@
-// Leaders: one replicator per follower decides when to send (new entries, a heartbeat, a new
-// commit index, or the snapshot for a follower behind the log) and spawns one task per RPC,
-// so a slow reply never holds back heartbeats. Replies go through observe_term, then the
+// Leaders: one replicator per follower decides when to send (new entries, a heartbeat, or the
+// snapshot for a follower behind the log; a new commit index rides along) and spawns one task
+// per RPC, so a slow reply never holds back heartbeats. Replies go through observe_term, then the
 // rules: next_index_after_reject for fast backtracking, advance_commit to commit (counting
 // only current-term entries), with the leader's own match at its durable watermark.
 #include <algorithm>
@@ -76,9 +76,9 @@ bool Node::should_send(const RoleState& role, const Progress& p, TimePoint now) 
   if (now >= p.last_send + config_.heartbeat_interval) return true;
   // Figure 2, Leaders, 3: send entries from next_index (or the snapshot, if they are gone);
   // lost entries or a lost snapshot chunk go again with the next heartbeat, not in a loop.
-  if (entries_to_send(p) && now >= p.resend_at) return true;
-  // A new commit index: tell the follower now rather than at the next heartbeat.
-  return p.commit_sent < commit_index_;
+  // A new commit index alone sends nothing: it rides on the next request, at the latest the
+  // next heartbeat (followers apply at most a heartbeat later; nobody waits on that).
+  return entries_to_send(p) && now >= p.resend_at;
 }
 
 Task<void> Node::replicate(RoleState& role, NodeId peer) {
@@ -91,8 +91,8 @@ Task<void> Node::replicate(RoleState& role, NodeId peer) {
       send_to(role, peer);
       continue;
     }
-    // Woken by new entries, a finished RPC, a new commit index, a read round, or the
-    // heartbeat clock (run_heartbeat_clock): one plain wait, no timer per wait.
+    // Woken by new entries, a finished RPC, a read round, or the heartbeat clock
+    // (run_heartbeat_clock): one plain wait, no timer per wait.
     p.wake.reset();
     co_await p.wake.wait();
     check_stamp(token, stamp);
@@ -133,7 +133,6 @@ void Node::send_to(RoleState& role, NodeId peer) {
   Progress& p = role.progress[peer.value];
   const TimePoint now = Loop::current().now();
   p.last_send = now;
-  p.commit_sent = commit_index_;
   p.sent_seq = ++role.send_seq;
   ++p.inflight;
   const bool behind_snapshot = p.next_index <= log_.snapshot_index();
@@ -300,8 +299,7 @@ void Node::advance_leader_commit(RoleState& role) {
   const LogIndex commit =
       advance_commit(log_, current_term_, std::span(matches.data(), cluster_size_), commit_index_);
   if (commit > commit_index_) {
-    set_commit_index(commit);
-    wake_replicators(role);
+    set_commit_index(commit);  // Followers hear of it with the next request they get.
     role.read_wake.set();  // Reads may wait for a commit of this term.
   }
 }

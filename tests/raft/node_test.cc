@@ -1151,6 +1151,34 @@ Task<void> pipelines_appends(Cluster* c) {
   co_await c->stop();
 }
 
+Task<void> commit_rides_along(Cluster* c) {
+  co_await c->start_all();
+  const std::size_t l = co_await c->wait_leader();
+  Node& leader = *c->servers[l].node;
+  (void)leader.start("a");
+  CHECK(co_await c->wait_applied(1));
+  co_await sleep_for(c->config.heartbeat_interval);  // Quiet: the next heartbeat is a while off.
+  const std::uint64_t rpcs = c->net.total_count();
+  const StartResult r = leader.start("b");
+  while (leader.commit_index() < r.index) co_await sleep_for(1ms);
+  // One AppendEntries to each follower carried the entry; no second one tells of its commit.
+  CHECK(c->net.total_count() - rpcs == 2);
+  co_await sleep_for(5ms);
+  CHECK(c->net.total_count() - rpcs == 2);
+  // The followers learn it with the next heartbeat, within one interval.
+  co_await sleep_for(c->config.heartbeat_interval);
+  for (const auto& s : c->servers) CHECK(s.node->commit_index() == r.index);
+  co_await c->stop();
+}
+
+TEST_CASE("a new commit index rides on the next request, within a heartbeat interval") {
+  // Goal: coalesced commit notifications: no empty AppendEntries after every payload one.
+  auto loop = Loop::simulated({.seed = 4});
+  Cluster c(3);
+  c.net.set_long_delays(false);
+  loop->run(commit_rides_along(&c));
+}
+
 TEST_CASE("a leader pipelines AppendEntries to a matching follower, within its window") {
   // Goal: Config::append_window: new entries go out without waiting for earlier replies.
   auto loop = Loop::simulated({.seed = 12});
