@@ -115,8 +115,9 @@ Task<int> run_node(DaemonConfig config, Parts* parts, int signal_fd) {
   }
   parts->rpc = std::make_unique<TransportRpc>(*parts->transport);
 
-  Node node(self, config.peers.size(), *parts->rpc, *parts->storage, Config::production(),
-            recovered);
+  Config raft_config = Config::production();
+  raft_config.lease_reads = config.lease_reads;
+  Node node(self, config.peers.size(), *parts->rpc, *parts->storage, raft_config, recovered);
   ServiceOptions service_options;
   // Staggered by id (1x, 1.25x, 1.5x, 1.75x, ...): replicas reach their thresholds at
   // different times, so they do not all spend CPU and disk on a snapshot at once.

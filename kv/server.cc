@@ -359,6 +359,7 @@ void Server::append_info(std::span<const std::string_view> argv, std::string& ou
     info.field("entries_proposed", s.entries_proposed);
     info.field("entries_applied", s.entries_applied);
     info.field("read_index_rounds", node.read_rounds());
+    info.field("lease_reads", node.stats().lease_reads);
     info.field("read_index_failures", s.read_index_failures);
     info.field("forwarded_jobs", s.forwarded);
     info.field("forward_failures", s.forward_failures);

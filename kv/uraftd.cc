@@ -62,6 +62,9 @@ int main(int argc, char** argv) {
   app.add_flag("--transfer-on-stop,!--no-transfer-on-stop", config.transfer_on_stop,
                "On SIGTERM/SIGINT a leader hands its leadership to a caught-up follower first")
       ->capture_default_str();
+  app.add_flag("--lease-reads", config.lease_reads,
+               "Leader reads without a quorum round while its lease holds (assumes clocks drift "
+               "under 10% per election timeout; default: ReadIndex)");
   app.add_option("--log-level", log_level, "trace, debug, info, warn, error, critical or off")
       ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error", "critical", "off"}))
       ->capture_default_str();

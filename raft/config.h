@@ -60,6 +60,14 @@ struct Config {
   // neither raises its term for a RequestVote nor grants it, unless the leader itself asked
   // for the election (leadership transfer).
   bool check_quorum = true;
+  // Lease reads (Raft thesis §6.4.1), off by default: a leader whose requests sent at time t
+  // were answered in its term by a majority serves reads without a round until
+  // t + election_timeout_min * (1 - clock_drift_max), counted on its own clock. Safe only if
+  // no node's clock runs faster than another's by more than clock_drift_max over an election
+  // timeout (the followers count their side of the lease, election_timeout_min, on theirs);
+  // needs check_quorum (followers refuse votes during the lease). ReadIndex otherwise.
+  bool lease_reads = false;
+  double clock_drift_max = 0.1;
 
   // The tester's windows: heartbeats 10/s (its limit), elections decided well within the
   // 5 s checkOneLeader allows (10 checks 450-549 ms apart), and 3 election timeouts fit in
@@ -98,6 +106,8 @@ struct Config {
     URAFT_ASSERT(append_window <= inflight_max);  // Leaves no slot for a heartbeat otherwise.
     URAFT_ASSERT(append_window_bytes >= 1);
     URAFT_ASSERT(apply_channel_capacity >= 1);
+    URAFT_ASSERT(!lease_reads || check_quorum);  // The followers' side of the lease.
+    URAFT_ASSERT(clock_drift_max >= 0 && clock_drift_max < 1);
   }
 };
 

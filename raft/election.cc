@@ -41,8 +41,11 @@ void Node::reset_election_timer() {
 
 bool Node::leader_recent() const {
   if (role_->role == Role::kLeader) return true;
-  return leader_id_ != kNoNode &&
-         Loop::current().now() < leader_heard_ + config_.election_timeout_min;
+  const TimePoint now = Loop::current().now();
+  // With lease reads, a node that just started may have heard from a leader before it
+  // stopped (and forgotten it): it holds to that leader's lease as if it had.
+  if (config_.lease_reads && now < started_ + config_.election_timeout_min) return true;
+  return leader_id_ != kNoNode && now < leader_heard_ + config_.election_timeout_min;
 }
 
 Task<void> Node::run_follower(RoleState& role) {

@@ -51,6 +51,7 @@ Node::Node(NodeId self, std::size_t cluster_size, RpcEndpoint& rpc, Storage& sto
   commit_index_ = last_applied_ = log_.snapshot_index();
   writer_.recovered(recovered.hard_state);
   handlers_idle_.set();
+  started_ = Loop::current().now();
   root_.spawn(report_errors(this, writer_.run()));
   root_.spawn(report_errors(this, run_applier()));
   become_follower();
@@ -389,11 +390,13 @@ Task<Message> Node::handle_request_vote(RequestVoteArgs args) {
 Task<Message> Node::handle_append_entries(AppendEntriesArgs args) {
   observe(args.term);
   AppendEntriesReply reply{current_term_, false, Term{0}, LogIndex{0}, LogIndex{0}, LogIndex{0}};
+  // The leader of our term (Election Safety): any reply in this term tells it we heard from
+  // it (check-quorum, and the lease it may read under), so recognize it first.
+  if (args.term == current_term_) recognize_leader(args.leader_id);
   if (!is_well_formed(args)) {
     // Wire input that no correct leader sends: refuse without looking further.
     reply.log_length = LogIndex{log_.last_index().value + 1};
   } else {
-    if (args.term == current_term_) recognize_leader(args.leader_id);
     const AppendDecision d = decide_append(log_, current_term_, commit_index_, args);
     if (d.truncate_from) truncate_log(*d.truncate_from);
     if (d.append_from < args.entries.size()) {

@@ -176,6 +176,7 @@ class Node final : public RpcHandler {
     std::uint64_t heartbeats = 0;           // AppendEntries sent empty.
     std::uint64_t log_writes = 0;           // Storage::append calls,
     std::uint64_t log_entries_written = 0;  // and the entries they wrote.
+    std::uint64_t lease_reads = 0;          // read_index() answered by the lease, no round.
   };
   Stats stats() const noexcept;
   // Completed ReadIndex rounds since the node started (for tests and stats).
@@ -203,6 +204,8 @@ class Node final : public RpcHandler {
     bool pipelining = false;
     TimePoint last_send;
     TimePoint heard;  // The last reply in our term (check-quorum); the election at first.
+    // Lease reads: when the latest request answered in our term left (min: none yet).
+    TimePoint lease_from = TimePoint::min();
     // Sending the snapshot (next_index at or below it), one chunk at a time: the snapshot's
     // index and the offset of the next chunk. After a failed chunk, or failed entries, the
     // next one waits for resend_at (a heartbeat later).
@@ -229,6 +232,9 @@ class Node final : public RpcHandler {
     bool transfer = false;          // Candidate: standing at the leader's request (TimeoutNow).
     NodeId transfer_target = kNoNode;  // Leader: transferring leadership to this follower,
     Event transfer_wake;               // woken when a match index moves.
+    // Leader: no lease reads once a transfer began (its target's election does not wait for
+    // the lease to run out), for the rest of this leadership.
+    bool lease_void = false;
     std::deque<Progress> progress;  // Leader: one per node id (the leader's own unused).
     // Leader, ReadIndex: every request sent gets the next send_seq; a read round needs a
     // majority to answer a request numbered read_round_seq or later (0: no round running).
@@ -310,7 +316,9 @@ class Node final : public RpcHandler {
   Task<void> send_snapshot(RoleState& role, NodeId peer, InstallSnapshotArgs args,
                            std::size_t bytes, std::uint64_t seq);
   // A reply in our term to request `seq` (ReadIndex counts it).
-  void on_acked(RoleState& role, Progress& p, std::uint64_t seq);
+  void on_acked(RoleState& role, Progress& p, std::uint64_t seq, TimePoint sent);
+  // Lease reads: whether the leader's lease holds now (Config::lease_reads).
+  bool lease_holds(const RoleState& role, TimePoint now) const;
   void on_append_reply(RoleState& role, NodeId peer, LogIndex sent_last,
                        const AppendEntriesReply& reply);
   void on_match(RoleState& role, NodeId peer, LogIndex matched);
@@ -360,6 +368,7 @@ class Node final : public RpcHandler {
   NodeId leader_id_ = kNoNode;
   TimePoint election_deadline_;  // Follower: when to stand for election.
   TimePoint leader_heard_;       // When leader_id_ was last heard from (recognize_leader).
+  TimePoint started_;            // When this instance started (lease reads: a quiet start).
 
   Channel<ApplyMsg> apply_ch_;
   Event apply_wake_;

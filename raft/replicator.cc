@@ -5,6 +5,8 @@
 // only current-term entries), with the leader's own match at its durable watermark.
 #include <algorithm>
 #include <array>
+#include <chrono>
+#include <functional>
 #include <optional>
 #include <span>
 #include <utility>
@@ -179,6 +181,7 @@ Task<void> Node::send_append(RoleState& role, NodeId peer, AppendEntriesArgs arg
   check_stamp(token, stamp);
   const LogIndex sent_last{args.prev_log_index.value + args.entries.size()};
   Message request = std::move(args);
+  const TimePoint sent = Loop::current().now();
   const RpcResult result = co_await rpc_.call(peer, std::move(request), config_.rpc_timeout);
   check_stamp(token, stamp);
   // Entries that got no usable answer go again with the next heartbeat, not the next loop
@@ -204,7 +207,7 @@ Task<void> Node::send_append(RoleState& role, NodeId peer, AppendEntriesArgs arg
     if (missing) p.resend_at = Loop::current().now() + config_.heartbeat_interval;
     co_return;
   }
-  on_acked(role, p, seq);
+  on_acked(role, p, seq, sent);
   on_append_reply(role, peer, sent_last, *reply);
 }
 
@@ -258,6 +261,7 @@ Task<void> Node::send_snapshot(RoleState& role, NodeId peer, InstallSnapshotArgs
   check_stamp(token, stamp);
   const LogIndex included = args.last_included_index;
   Message request = std::move(args);
+  const TimePoint sent = Loop::current().now();
   const RpcResult result = co_await rpc_.call(peer, std::move(request), config_.rpc_timeout);
   check_stamp(token, stamp);
   const auto* reply = result.ok() ? std::get_if<InstallSnapshotReply>(&*result.reply) : nullptr;
@@ -268,7 +272,7 @@ Task<void> Node::send_snapshot(RoleState& role, NodeId peer, InstallSnapshotArgs
     p.resend_at = Loop::current().now() + config_.heartbeat_interval;
     co_return;
   }
-  on_acked(role, p, seq);
+  on_acked(role, p, seq, sent);
   if (reply->installed) {
     // The follower holds the snapshot durably, or had committed past it already: either way
     // its log matches ours up to the snapshot.
@@ -335,6 +339,7 @@ Task<bool> Node::transfer_leadership(NodeId target) {
   if (target == kNoNode || target == self_ || target.value >= cluster_size_) co_return false;
   const Term term = current_term_;
   role_->transfer_target = target;
+  role_->lease_void = true;  // The target stands at once, leases or not.
   note_change();
   spawn_role_task(run_transfer(*role_, target));
   // Until this leadership ends (the target's election reached us) or the transfer is
@@ -388,8 +393,33 @@ Task<void> Node::run_transfer(RoleState& role, NodeId target) {
 
 // --- ReadIndex (Raft thesis §6.4) ---
 
+bool Node::lease_holds(const RoleState& role, TimePoint now) const {
+  if (!config_.lease_reads || role.lease_void) return false;
+  // The majority()-th latest lease start, the leader's own (now) included.
+  std::array<TimePoint, kClusterSizeMax> from;
+  std::size_t n = 0;
+  from[n++] = now;
+  for (std::size_t i = 0; i < cluster_size_; ++i) {
+    if (NodeId{static_cast<std::uint32_t>(i)} != self_) from[n++] = role.progress[i].lease_from;
+  }
+  const std::size_t k = majority(cluster_size_) - 1;
+  std::nth_element(from.begin(), from.begin() + static_cast<std::ptrdiff_t>(k), from.begin() + n,
+                   std::greater<>());
+  if (from[k] == TimePoint::min()) return false;  // No majority has answered yet.
+  const auto length = std::chrono::duration_cast<Duration>(
+      config_.election_timeout_min * (1.0 - config_.clock_drift_max));
+  return now < from[k] + length;
+}
+
 Task<std::optional<LogIndex>> Node::read_index() {
   if (stopping_ || role_->role != Role::kLeader) co_return std::nullopt;
+  // §6.4.1: within the lease no other leader can have been elected, so the commit index is
+  // current once an entry of this term has committed: read at it, without a round.
+  if (log_.term_at(commit_index_) == current_term_ &&
+      lease_holds(*role_, Loop::current().now())) {
+    ++stats_.lease_reads;
+    co_return commit_index_;
+  }
   const Term term = current_term_;
   // Join the next round to start: one running now may have sent its requests before this
   // read arrived, so it cannot vouch for it.
@@ -408,8 +438,11 @@ Task<std::optional<LogIndex>> Node::read_index() {
   }
 }
 
-void Node::on_acked(RoleState& role, Progress& p, std::uint64_t seq) {
+void Node::on_acked(RoleState& role, Progress& p, std::uint64_t seq, TimePoint sent) {
   p.heard = Loop::current().now();
+  // The follower had not moved past our term when this request reached it, at or after
+  // `sent`: it holds to our lease from then (leader_recent).
+  p.lease_from = std::max(p.lease_from, sent);
   if (seq <= p.acked_seq) return;
   p.acked_seq = seq;
   if (role.read_round_seq != 0 && seq >= role.read_round_seq) role.read_wake.set();

@@ -877,6 +877,158 @@ void check_reads(const std::vector<ReadRecord>& reads) {
   }
 }
 
+// --- lease reads (Raft thesis §6.4.1) ---
+
+Config with_lease_reads() {
+  Config c = Config::lab();
+  c.lease_reads = true;
+  return c;
+}
+
+NodeId node_id(std::size_t i) { return NodeId{static_cast<std::uint32_t>(i)}; }
+
+// Everything the followers send the leader is lost from now on (its own messages still go).
+void deafen(Cluster* c, std::size_t l) {
+  for (std::size_t i = 0; i < c->servers.size(); ++i) {
+    if (i != l) c->net.set_link(node_id(i), node_id(l), LinkFaults{.loss_per_mille = 1000});
+  }
+}
+
+Task<void> lease_runs_out(Cluster* c) {
+  co_await c->start_all();
+  const std::size_t l = co_await c->wait_leader();
+  Node& leader = *c->servers[l].node;
+  (void)leader.start("w");
+  CHECK(co_await c->wait_applied(1));
+  const std::uint64_t rpcs = c->net.total_count();
+  CHECK(co_await leader.read_index() == std::optional<LogIndex>(LogIndex{1}));
+  CHECK(leader.stats().lease_reads == 1);
+  CHECK(c->net.total_count() == rpcs);  // No round.
+  deafen(c, l);
+  const TimePoint cut = Loop::current().now();
+  CHECK(co_await leader.read_index() == std::optional<LogIndex>(LogIndex{1}));
+  CHECK(leader.stats().lease_reads == 2);  // Within the lease: no reply needed.
+  // The last answered request left at most a heartbeat before the cut; its lease is over a
+  // heartbeat past election_timeout_min * (1 - drift). A read then needs a round, which fails.
+  const Config& config = c->config;
+  co_await sleep_until(cut + std::chrono::duration_cast<Duration>(
+                                 config.election_timeout_min * (1.0 - config.clock_drift_max)) +
+                       config.heartbeat_interval);
+  CHECK_FALSE((co_await leader.read_index()).has_value());
+  CHECK(leader.stats().lease_reads == 2);
+  co_await c->stop();
+}
+
+// Replies take longer than the lease lasts: a lease counted from when each request left has
+// always run out by the time its answer arrives, so no read is served by it.
+Task<void> slow_answers_give_no_lease(Cluster* c, std::vector<ReadRecord>* reads) {
+  co_await c->start_all();
+  const std::size_t l = co_await c->wait_leader();
+  Node& leader = *c->servers[l].node;
+  (void)leader.start("w");
+  CHECK(co_await c->wait_applied(1));
+  const Duration lease = std::chrono::duration_cast<Duration>(
+      c->config.election_timeout_min * (1.0 - c->config.clock_drift_max));
+  for (std::size_t i = 0; i < 3; ++i) {
+    if (i != l) {
+      c->net.set_link(node_id(i), node_id(l), LinkFaults{lease + 10ms, lease + 10ms, 0});
+    }
+  }
+  co_await sleep_for(2 * lease);  // Past the leases of answers that came fast.
+  const std::uint64_t before = leader.stats().lease_reads;
+  for (int i = 0; i < 10; ++i) {
+    co_await read_once(c, &leader, reads);
+    co_await sleep_for(37ms);
+  }
+  CHECK(leader.state().is_leader);  // Check-quorum hears the answers, late as they are.
+  CHECK(leader.stats().lease_reads == before);
+  co_await c->stop();
+}
+
+TEST_CASE("a lease counts from when a request left, not from when its answer came") {
+  // Goal: the mutations "the lease lasts three election timeouts" and "the lease starts at
+  // the answer" (check-quorum alone would hide both).
+  auto loop = Loop::simulated({.seed = 8});
+  Config config = with_lease_reads();
+  config.heartbeat_interval = 20ms;  // Check-quorum hears often enough through the delay.
+  config.clock_drift_max = 0.5;      // A 150 ms lease: answers take 160 ms.
+  Cluster c(3, config);
+  c.net.set_long_delays(false);
+  std::vector<ReadRecord> reads;
+  loop->run(slow_answers_give_no_lease(&c, &reads));
+  CHECK(reads.size() == 10);
+  for (const ReadRecord& r : reads) CHECK(r.result.has_value());
+  check_reads(reads);
+}
+
+TEST_CASE("a leader reads under its lease without a round, and not once the lease ran out") {
+  // Goal: lease reads end to end; after the lease, a round.
+  auto loop = Loop::simulated({.seed = 3});
+  Cluster c(3, with_lease_reads());
+  c.net.set_long_delays(false);
+  loop->run(lease_runs_out(&c));
+}
+
+Task<void> transfer_voids_lease(Cluster* c, std::vector<ReadRecord>* reads) {
+  co_await c->start_all();
+  const std::size_t l = co_await c->wait_leader();
+  Node& leader = *c->servers[l].node;
+  (void)leader.start("w");
+  CHECK(co_await c->wait_applied(1));
+  // The leader will not hear that the target won: its lease would still look valid.
+  deafen(c, l);
+  const std::size_t target = (l + 1) % 3;
+  Scope tasks;
+  tasks.spawn([](Node* n, NodeId t) -> Task<void> {
+    (void)co_await n->transfer_leadership(t);
+  }(&leader, node_id(target)));
+  Node& next = *c->servers[target].node;
+  while (!next.state().is_leader) co_await sleep_for(1ms);
+  const StartResult w = next.start("after");
+  while (next.commit_index() < w.index) co_await sleep_for(1ms);
+  // The old leader, unaware, must not read by its lease: it would miss "after".
+  co_await read_once(c, &leader, reads);
+  co_await tasks.join();
+  co_await c->stop();
+}
+
+TEST_CASE("a leader that began a transfer reads by its lease no more") {
+  // Goal: the mutation "a transfer leaves the lease in force" (the target's election does not
+  // wait for the lease to run out).
+  auto loop = Loop::simulated({.seed = 5});
+  Cluster c(3, with_lease_reads());
+  c.net.set_long_delays(false);
+  std::vector<ReadRecord> reads;
+  loop->run(transfer_voids_lease(&c, &reads));
+  REQUIRE(reads.size() == 1);
+  check_reads(reads);
+}
+
+Task<void> restarted_node_holds_to_a_lease(MemStorage* storage, NullEndpoint* rpc) {
+  Scope scope;
+  Node node(NodeId{0}, 3, *rpc, *storage, with_lease_reads(), RecoveredState{});
+  scope.spawn(node.run());
+  const RequestVoteArgs vote{Term{5}, NodeId{2}, LogIndex{0}, Term{0}};
+  // Just started: it may have heard from a leader before it stopped, so it votes for no one
+  // for an election timeout (its term stays).
+  RequestVoteReply r = std::get<RequestVoteReply>(co_await node.handle(NodeId{2}, vote));
+  CHECK_FALSE(r.vote_granted);
+  CHECK(node.current_term() == Term{0});
+  co_await sleep_for(Config::lab().election_timeout_min);
+  r = std::get<RequestVoteReply>(co_await node.handle(NodeId{2}, vote));
+  CHECK(r.vote_granted);
+  node.kill();
+  co_await scope.join();
+}
+
+TEST_CASE("with lease reads a node that just started votes for no one for an election timeout") {
+  // Goal: the mutation "a restart forgets the lease it was holding to".
+  auto loop = Loop::simulated({.seed = 6});
+  MemStorage storage;
+  NullEndpoint rpc(NodeId{0});
+  loop->run(restarted_node_holds_to_a_lease(&storage, &rpc));
+}
+
 Task<void> read_on_leader(Cluster* c) {
   co_await c->start_all();
   const std::size_t l = co_await c->wait_leader();

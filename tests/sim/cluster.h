@@ -45,6 +45,7 @@ struct SimResult {
   std::uint64_t leaders = 0;        // Terms with a leader seen on the wire.
   std::uint64_t committed = 0;      // Entries seen committed on the wire.
   std::uint64_t frames_refused = 0;  // Frames corrupted on the way that the receiver refused.
+  std::uint64_t lease_reads = 0;     // Reads leaders served by their lease (no round).
   std::uint64_t lin_states = 0;
   bool lin_gave_up = false;
   double virtual_seconds = 0;

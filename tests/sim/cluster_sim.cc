@@ -78,7 +78,8 @@ bool run_seed(const uraft::sim::SimOptions& o, Totals& totals) {
                              " refusals, " + n(r.node_failures) + " node failures, " +
                              n(r.writes_lost) + " disk operations lost, " + n(r.leaders) +
                              " leaders, " + n(r.committed) + " entries committed on the wire, " +
-                             n(r.frames_refused) + " corrupt frames refused, " + n(r.lin_states) +
+                             n(r.frames_refused) + " corrupt frames refused, " +
+                             n(r.lease_reads) + " lease reads, " + n(r.lin_states) +
                              " search states";
     std::fprintf(stderr, "%s\n", line.c_str());
   }
