@@ -33,6 +33,15 @@ Task<bool> timer_expires(TimePoint deadline) {
   co_return false;
 }
 
+// Until `event` is set (it is reset first) or `deadline` passes, whichever comes first.
+Task<void> wake_or_deadline(Event& event, TimePoint deadline) {
+  event.reset();
+  std::vector<Task<bool>> waits;
+  waits.push_back(event_set(event));
+  waits.push_back(timer_expires(deadline));
+  (void)co_await when_any(std::move(waits));
+}
+
 // One RPC in flight to a follower, from its start to its end (however it ends): the
 // replicator may send again, so it is woken.
 template <typename Progress>
@@ -361,11 +370,7 @@ Task<void> Node::run_transfer(RoleState& role, NodeId target) {
   // refuses): its replicator sends as usual, at once.
   p.wake.set();
   while (p.match_index < log_.last_index() && Loop::current().now() < deadline) {
-    role.transfer_wake.reset();
-    std::vector<Task<bool>> waits;
-    waits.push_back(event_set(role.transfer_wake));
-    waits.push_back(timer_expires(deadline));
-    (void)co_await when_any(std::move(waits));
+    co_await wake_or_deadline(role.transfer_wake, deadline);
     check_stamp(token, stamp);
   }
   if (p.match_index == log_.last_index()) {
@@ -494,11 +499,7 @@ Task<void> Node::run_read_rounds(RoleState& role) {
     const TimePoint deadline = Loop::current().now() + config_.election_timeout_min;
     bool confirmed = read_round_confirmed(role);
     while (!confirmed && Loop::current().now() < deadline) {
-      role.read_wake.reset();
-      std::vector<Task<bool>> waits;
-      waits.push_back(event_set(role.read_wake));
-      waits.push_back(timer_expires(deadline));
-      (void)co_await when_any(std::move(waits));
+      co_await wake_or_deadline(role.read_wake, deadline);
       check_stamp(token, stamp);
       confirmed = read_round_confirmed(role);
     }
