@@ -25,8 +25,9 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 import e2e_lib  # noqa: E402
 
 
-def writer(port, stop, acks):
-    """SETs through `port` until `stop`; appends the time of every acknowledged write."""
+def writer(port, stop, acks, errors):
+    """SETs through `port` until `stop`; appends the time of every acknowledged write, and
+    the text of every error reply."""
     client = None
     n = 0
     while not stop.is_set():
@@ -36,8 +37,8 @@ def writer(port, stop, acks):
             client.call("SET", "k", str(n))
             acks.append(time.monotonic())
             n += 1
-        except e2e_lib.RespError:
-            pass  # TRYAGAIN while there is no leader: ask again at once.
+        except e2e_lib.RespError as e:
+            errors.append(str(e))  # TRYAGAIN while there is no leader: ask again at once.
         except OSError:
             if client is not None:
                 client.close()
@@ -46,14 +47,16 @@ def writer(port, stop, acks):
 
 
 def one_stop(uraftd, transfer):
-    """The gap, in ms, in acknowledged writes around one SIGTERM of the leader."""
+    """The gap, in ms, in acknowledged writes around one SIGTERM of the leader, and how many
+    error replies the writer got."""
     extra = [] if transfer else ["--no-transfer-on-stop"]
     with e2e_lib.running_cluster(uraftd, extra=extra) as c:
         c.start_all()
         leader = c.leader()
         follower = (leader + 1) % c.n
-        stop, acks = threading.Event(), []
-        t = threading.Thread(target=writer, args=(c.client_ports[follower], stop, acks))
+        stop, acks, errors = threading.Event(), [], []
+        t = threading.Thread(target=writer, args=(c.client_ports[follower], stop, acks, errors),
+                             daemon=True)
         t.start()
         e2e_lib.wait_until("writes to flow", lambda: len(acks) >= 200, timeout=20)
         stopped_at = time.monotonic()
@@ -63,7 +66,7 @@ def one_stop(uraftd, transfer):
         stop.set()
         t.join()
     times = [stopped_at] + [a for a in acks if a > stopped_at]
-    return 1000 * max(b - a for a, b in zip(times, times[1:]))
+    return 1000 * max(b - a for a, b in zip(times, times[1:])), len(errors)
 
 
 def percentile(values, p):
@@ -90,16 +93,21 @@ def main():
     args = ap.parse_args()
     uraftd = os.path.abspath(args.uraftd)
     gaps = {"transfer": [], "election": []}
+    errors = {"transfer": 0, "election": 0}
     for _ in range(args.repeat):  # Alternating, so both modes see the machine's moods.
-        gaps["transfer"].append(one_stop(uraftd, True))
-        gaps["election"].append(one_stop(uraftd, False))
+        for mode in gaps:
+            gap, errs = one_stop(uraftd, mode == "transfer")
+            gaps[mode].append(gap)
+            errors[mode] += errs
     rows = {}
-    print(f"{'leader stop':<12} {'p50 ms':>8} {'p99 ms':>8} {'max ms':>8}  runs")
+    print(f"{'leader stop':<12} {'p50 ms':>8} {'p99 ms':>8} {'max ms':>8} {'errors':>7}  runs")
     for mode, values in gaps.items():
         rows[mode] = {"p50_ms": statistics.median(values), "p99_ms": percentile(values, 99),
-                      "max_ms": max(values), "runs_ms": [round(v, 2) for v in values]}
+                      "max_ms": max(values), "error_replies": errors[mode],
+                      "runs_ms": [round(v, 2) for v in values]}
         r = rows[mode]
-        print(f"{mode:<12} {r['p50_ms']:8.1f} {r['p99_ms']:8.1f} {r['max_ms']:8.1f}  {len(values)}")
+        print(f"{mode:<12} {r['p50_ms']:8.1f} {r['p99_ms']:8.1f} {r['max_ms']:8.1f} "
+              f"{errors[mode]:7d}  {len(values)}")
     ratio = rows["election"]["p50_ms"] / rows["transfer"]["p50_ms"]
     print(f"write unavailability, election / transfer (medians): {ratio:.1f}x")
     if args.json:

@@ -37,7 +37,7 @@ Task<void> hand_over_leadership(Node* node) {
   if (!node->state().is_leader) co_return;
   spdlog::info("leader: handing leadership over before stopping");
   const TimePoint started = Loop::current().now();
-  const bool moved = co_await node->transfer_leadership();
+  const bool moved = co_await node->transfer_leadership() == TransferResult::kDone;
   const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(
                       Loop::current().now() - started).count();
   if (moved) {

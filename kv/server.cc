@@ -281,14 +281,23 @@ Task<void> Server::transfer(Server* self, std::string target, std::string* out) 
     append_error(*out, error);
     co_return;
   }
-  const Term term = node.current_term();
-  if (co_await self->service_.transfer_leadership(to)) {
-    *out += "+OK\r\n";
-    co_return;
+  switch (co_await self->service_.transfer_leadership(to)) {
+    case TransferResult::kDone:
+      *out += "+OK\r\n";
+      break;
+    case TransferResult::kNotLeader:
+      append_error(*out, "ERR this node is not the leader (any more)");
+      break;
+    case TransferResult::kBadTarget:
+      append_error(*out, "ERR no follower answered lately to take the leadership");
+      break;
+    case TransferResult::kInProgress:
+      append_error(*out, "TRYAGAIN another leadership transfer is under way");
+      break;
+    case TransferResult::kFailed:
+      append_error(*out, "TRYAGAIN the leadership transfer did not complete in time");
+      break;
   }
-  append_error(*out, node.current_term() == term && node.state().is_leader
-                         ? "TRYAGAIN leadership transfer did not complete in time; still leader"
-                         : "TRYAGAIN leadership transfer not started");
 }
 
 void Server::append_info(std::span<const std::string_view> argv, std::string& out) const {

@@ -137,6 +137,7 @@ Task<void> Service::run() {
   scope.spawn(run_proposer(this));
   scope.spawn(run_watcher(this));
   scope.spawn(run_sweeper(this));
+  scope.spawn(run_rerouter(this, &scope));
   std::exception_ptr error;
   try {
     co_await run_applier(this);  // Returns once the node is killed (its apply channel closes).
@@ -563,13 +564,11 @@ Task<void> Service::run_watcher(Service* self) {
       self->fail_proposals_below(std::numeric_limits<std::uint64_t>::max());
     }
     if (now.role == Role::kLeader) self->proposer_wake_.set();  // A transfer may have ended.
-    if (now.role != Role::kLeader) {
-      // Jobs not yet proposed are certainly not in the log: their clients may retry.
-      while (!self->write_queue_.empty()) {
-        ++self->counters_.tryagain;
-        self->fail(*self->write_queue_.front(), kErrNoLeader);
-        self->write_queue_.pop_front();
-      }
+    if (now.role != Role::kLeader && !self->write_queue_.empty()) {
+      // Jobs not yet proposed are certainly not in the log: the next leader may take them.
+      for (std::shared_ptr<Job>& job : self->write_queue_) self->reroute_.push_back(std::move(job));
+      self->write_queue_.clear();
+      self->reroute_wake_.set();
     }
     last = now;
   }
@@ -608,6 +607,53 @@ Task<void> Service::run_sweeper(Service* self) {
   }
 }
 
+Task<void> Service::run_rerouter(Service* self, Scope* tasks) {
+  for (;;) {
+    while (self->reroute_.empty()) {
+      self->reroute_wake_.reset();
+      co_await self->reroute_wake_.wait();
+    }
+    std::shared_ptr<Job> job = std::move(self->reroute_.front());
+    self->reroute_.pop_front();
+    tasks->spawn(reroute(self, std::move(job)));
+  }
+}
+
+namespace {
+
+Task<bool> changed(Node& node, std::uint64_t seen) {
+  co_await node.wait_change(seen);
+  co_return true;
+}
+
+Task<bool> expires(TimePoint deadline) {
+  co_await sleep_until(deadline);
+  co_return false;
+}
+
+}  // namespace
+
+Task<void> Service::reroute(Service* self, std::shared_ptr<Job> job) {
+  Node& node = self->node_;
+  const TimePoint deadline = Loop::current().now() + kRerouteWait;
+  // Until a leader is known (a transfer's target wins in a round trip or two), or it leads
+  // again itself; forward() then takes it there, or fails it.
+  while (!job->done && !self->stopping_ && node.role() != Role::kLeader &&
+         (node.leader_id() == kNoNode || node.leader_id() == node.id()) &&
+         Loop::current().now() < deadline) {
+    std::vector<Task<bool>> race;
+    race.push_back(changed(node, node.change_count()));
+    race.push_back(expires(deadline));
+    (void)co_await when_any(std::move(race));
+  }
+  if (job->done) co_return;
+  if (self->stopping_) {
+    self->fail(*job, kErrStopping);
+    co_return;
+  }
+  co_await self->forward(job);
+}
+
 void Service::fail_cut_proposals() {
   const RaftLog& log = node_.log();
   bool failed = false;
@@ -641,6 +687,8 @@ void Service::fail(Job& job, std::string_view error) {
 void Service::fail_all(std::string_view error) {
   for (const std::shared_ptr<Job>& job : write_queue_) fail(*job, error);
   write_queue_.clear();
+  for (const std::shared_ptr<Job>& job : reroute_) fail(*job, error);
+  reroute_.clear();
   for (auto& [index, proposal] : inflight_) {
     for (const std::shared_ptr<Job>& job : proposal.jobs) fail(*job, error);
   }

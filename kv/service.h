@@ -24,6 +24,7 @@
 
 #include "core/clock.h"
 #include "core/event.h"
+#include "core/scope.h"
 #include "core/task.h"
 #include "kv/batch.h"
 #include "kv/store.h"
@@ -37,6 +38,9 @@ namespace uraft::kv {
 inline constexpr Duration kJobTimeout = std::chrono::seconds(5);
 // How long a follower waits for the leader's answer to a forwarded job.
 inline constexpr Duration kForwardTimeout = std::chrono::seconds(3);
+// How long a write queued on a leader that handed its leadership over waits to learn the
+// next leader (a transfer takes a round trip or two) before it fails with TRYAGAIN.
+inline constexpr Duration kRerouteWait = std::chrono::seconds(1);
 // Command bytes the proposer puts in one log entry (more jobs wait for the next entry; one
 // job alone may exceed it). Below Config::production().append_bytes_max, so one entry per
 // AppendEntries round at full load, and an fsync of a modest size.
@@ -110,7 +114,9 @@ class Service final : public RpcHandler {
   const Node& node() const noexcept { return node_; }
   // Hands this leader's leadership to `target` (kNoNode: the most caught-up follower); writes
   // wait meanwhile and go on here if it is abandoned (Node::transfer_leadership).
-  Task<bool> transfer_leadership(NodeId target) { return node_.transfer_leadership(target); }
+  Task<TransferResult> transfer_leadership(NodeId target) {
+    return node_.transfer_leadership(target);
+  }
   const ServiceCounters& counters() const noexcept { return counters_; }
   LogIndex applied_index() const noexcept { return applied_; }
   std::size_t proposals_inflight() const noexcept { return inflight_.size(); }
@@ -136,6 +142,10 @@ class Service final : public RpcHandler {
   static Task<void> run_proposer(Service* self);
   static Task<void> run_watcher(Service* self);
   static Task<void> run_sweeper(Service* self);
+  // Writes queued but never proposed when this node stopped leading (a transfer held them):
+  // each goes to the next leader once one is known, or fails after kRerouteWait.
+  static Task<void> run_rerouter(Service* self, Scope* tasks);
+  static Task<void> reroute(Service* self, std::shared_ptr<Job> job);
   static Task<Message> handle_client_request(Service* self, ClientRequest request);
 
   // Applies one committed entry and settles the proposal at its index, if ours.
@@ -160,6 +170,8 @@ class Service final : public RpcHandler {
   LogIndex last_snapshot_;      // The index of the last snapshot taken or restored.
   Event applied_moved_;         // Set (and reset) each time applied_ grows.
   std::deque<std::shared_ptr<Job>> write_queue_;  // Not yet proposed.
+  std::deque<std::shared_ptr<Job>> reroute_;      // Not proposed here: for the next leader.
+  Event reroute_wake_;
   Event proposer_wake_;
   Event room_;                  // Set when inflight_ drops below kProposalsInflightMax.
   std::map<std::uint64_t, Proposal> inflight_;    // By log index.

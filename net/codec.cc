@@ -56,7 +56,9 @@ template <Is<InstallSnapshotArgs> M> auto fields(M& m) {
 template <Is<InstallSnapshotReply> M> auto fields(M& m) {
   return std::tie(m.term, m.next_offset, m.installed);
 }
-template <Is<TimeoutNowArgs> M> auto fields(M& m) { return std::tie(m.term, m.leader_id); }
+template <Is<TimeoutNowArgs> M> auto fields(M& m) {
+  return std::tie(m.term, m.leader_id, m.last_log_index);
+}
 template <Is<TimeoutNowReply> M> auto fields(M& m) { return std::tie(m.term); }
 template <Is<ClientRequest> M> auto fields(M& m) { return std::tie(m.payload); }
 template <Is<ClientReply> M> auto fields(M& m) {

@@ -97,6 +97,10 @@ struct InstallSnapshotReply {
 struct TimeoutNowArgs {
   Term term;
   NodeId leader_id;
+  // The leader's last index when it asked: the receiver stands only if its log ends there
+  // too (a TimeoutNow that arrives after the transfer was abandoned, and the leader took new
+  // commands, is ignored).
+  LogIndex last_log_index;
 
   friend bool operator==(const TimeoutNowArgs&, const TimeoutNowArgs&) = default;
 };

@@ -43,7 +43,8 @@ bool Node::leader_recent() const {
   if (role_->role == Role::kLeader) return true;
   const TimePoint now = Loop::current().now();
   // With lease reads, a node that just started may have heard from a leader before it
-  // stopped (and forgotten it): it holds to that leader's lease as if it had.
+  // stopped (and forgotten it): it holds to that leader's lease as if it had. (Every node of
+  // a cluster must run with lease reads alike: the leader's lease relies on the others.)
   if (config_.lease_reads && now < started_ + config_.election_timeout_min) return true;
   return leader_id_ != kNoNode && now < leader_heard_ + config_.election_timeout_min;
 }

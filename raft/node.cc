@@ -464,7 +464,8 @@ Task<Message> Node::handle_install_snapshot(InstallSnapshotArgs args) {
 
 Task<Message> Node::handle_timeout_now(TimeoutNowArgs args) {
   observe(args.term);
-  if (args.term == current_term_ && role_->role != Role::kLeader) {
+  if (args.term == current_term_ && role_->role != Role::kLeader &&
+      log_.last_index() == args.last_log_index) {
     // Raft thesis §3.10: the leader of our term brought our log up to its own and steps
     // aside: stand at once, without waiting for the timer or asking for pre-votes. Voters
     // that heard from that leader lately grant anyway (RequestVoteArgs::transfer).

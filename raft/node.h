@@ -72,6 +72,15 @@ struct StartResult {
   bool is_leader = false;
 };
 
+// How a leadership transfer ended (Node::transfer_leadership).
+enum class TransferResult : std::uint8_t {
+  kDone,        // The target leads a newer term.
+  kNotLeader,   // This node does not lead (or is stopping).
+  kBadTarget,   // Not another node of the cluster, or (kNoNode) no follower is up.
+  kInProgress,  // Another transfer is under way.
+  kFailed,      // Not done in time: this node leads on, or another node won.
+};
+
 struct NodeState {
   Term term;
   bool is_leader = false;
@@ -128,12 +137,11 @@ class Node final : public RpcHandler {
 
   // Leadership transfer (Raft thesis §3.10). As leader: stop taking commands (start() refuses,
   // transferring() is true), bring `target`'s log up to ours, and send it TimeoutNow, so it
-  // stands for election at once. True once a newer term began here (the target's election
-  // reached this node); false if this node is not leader or already transferring, `target` is
-  // not a follower, or the transfer did not complete within election_timeout_min (then it
-  // is abandoned and the leader takes commands again). kNoNode: the follower whose log
-  // matches furthest. Cancellable.
-  Task<bool> transfer_leadership(NodeId target = kNoNode);
+  // stands for election at once. kDone once this node hears from the target as leader of a
+  // newer term. If this leadership outlives election_timeout_min the transfer is abandoned
+  // (kFailed) and the leader takes commands again. kNoNode: the follower whose log matches
+  // furthest, of those that answered within an election timeout. Cancellable.
+  Task<TransferResult> transfer_leadership(NodeId target = kNoNode);
   bool transferring() const noexcept {
     return role_->role == Role::kLeader && role_->transfer_target != kNoNode;
   }

@@ -151,17 +151,21 @@ void Node::send_to(RoleState& role, NodeId peer) {
     send_snapshot_to(role, peer);
     return;
   }
-  // Entries from next_index; or, while a snapshot chunk is out, an empty AppendEntries at
-  // index 0 (it matches every log and moves no commit index): a heartbeat, so a long
-  // transfer never looks like a dead leader.
-  const LogIndex prev = behind_snapshot ? LogIndex{0} : LogIndex{p.next_index.value - 1};
+  // Entries from next_index; or, while entries or a snapshot chunk are on their way and no
+  // more may go, a heartbeat without entries: at the match index, which the follower holds,
+  // or below the snapshot at index 0 (which matches every log and moves no commit index). So
+  // the follower answers it at once, not after writing the same entries again, and neither a
+  // long transfer nor a slow disk looks like a dead leader or follower (check-quorum).
+  const bool heartbeat = behind_snapshot || (p.payload_inflight > 0 && !entries_to_send(p));
+  LogIndex prev{p.next_index.value - 1};
+  if (heartbeat) prev = p.match_index >= log_.snapshot_index() ? p.match_index : LogIndex{0};
   const LogIndex end{log_.last_index().value + 1};
   AppendEntriesArgs args{current_term_,
                          self_,
                          prev,
-                         behind_snapshot ? Term{0} : *log_.term_at(prev),
-                         behind_snapshot ? std::vector<LogEntry>()
-                                         : log_.slice(p.next_index, end, config_.append_bytes_max),
+                         prev == LogIndex{0} ? Term{0} : *log_.term_at(prev),
+                         heartbeat ? std::vector<LogEntry>()
+                                   : log_.slice(p.next_index, end, config_.append_bytes_max),
                          commit_index_};
   const bool payload = !args.entries.empty();
   std::size_t bytes = 0;
@@ -332,9 +336,12 @@ Task<void> Node::count_own_durable(RoleState& role) {
 
 NodeId Node::most_caught_up_follower(const RoleState& role) const {
   NodeId best = kNoNode;
+  const TimePoint now = Loop::current().now();
   for (std::size_t i = 0; i < cluster_size_; ++i) {
     const NodeId id{static_cast<std::uint32_t>(i)};
     if (id == self_) continue;
+    // Not one that is down: it answered within an election timeout.
+    if (now >= role.progress[i].heard + config_.election_timeout_min) continue;
     if (best == kNoNode || role.progress[i].match_index > role.progress[best.value].match_index) {
       best = id;
     }
@@ -342,11 +349,15 @@ NodeId Node::most_caught_up_follower(const RoleState& role) const {
   return best;
 }
 
-Task<bool> Node::transfer_leadership(NodeId target) {
-  if (stopping_ || role_->role != Role::kLeader || transferring()) co_return false;
+Task<TransferResult> Node::transfer_leadership(NodeId target) {
+  if (stopping_ || role_->role != Role::kLeader) co_return TransferResult::kNotLeader;
+  if (transferring()) co_return TransferResult::kInProgress;
   if (target == kNoNode) target = most_caught_up_follower(*role_);
-  if (target == kNoNode || target == self_ || target.value >= cluster_size_) co_return false;
+  if (target == kNoNode || target == self_ || target.value >= cluster_size_) {
+    co_return TransferResult::kBadTarget;
+  }
   const Term term = current_term_;
+  const TimePoint deadline = Loop::current().now() + config_.election_timeout_max;
   role_->transfer_target = target;
   role_->lease_void = true;  // The target stands at once, leases or not.
   note_change();
@@ -357,7 +368,14 @@ Task<bool> Node::transfer_leadership(NodeId target) {
     transfer_done_.reset();
     co_await transfer_done_.wait();
   }
-  co_return !stopping_ && current_term_ > term;
+  // A newer term began here: wait to hear who leads it (the winner's first AppendEntries).
+  while (!stopping_ && current_term_ > term && leader_id_ == kNoNode &&
+         Loop::current().now() < deadline) {
+    co_await wake_or_deadline(changed_, deadline);
+  }
+  if (stopping_) co_return TransferResult::kNotLeader;
+  co_return current_term_ > term && leader_id_ == target ? TransferResult::kDone
+                                                          : TransferResult::kFailed;
 }
 
 Task<void> Node::run_transfer(RoleState& role, NodeId target) {
@@ -378,7 +396,7 @@ Task<void> Node::run_transfer(RoleState& role, NodeId target) {
     // carries the newer term that ends this role, and cancels this task.
     const Duration left = deadline - Loop::current().now();
     if (left > Duration::zero()) {
-      Message request = TimeoutNowArgs{current_term_, self_};
+      Message request = TimeoutNowArgs{current_term_, self_, log_.last_index()};
       const RpcResult result = co_await rpc_.call(target, std::move(request), left);
       check_stamp(token, stamp);
       if (result.ok()) {

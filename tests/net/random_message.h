@@ -66,7 +66,8 @@ inline Message random_message(MessageType type, Rng& rng) {
     case MessageType::kInstallSnapshotReply:
       return InstallSnapshotReply{random_int<Term>(rng), random_u64(rng), random_bool(rng)};
     case MessageType::kTimeoutNowArgs:
-      return TimeoutNowArgs{random_int<Term>(rng), random_int<NodeId>(rng)};
+      return TimeoutNowArgs{random_int<Term>(rng), random_int<NodeId>(rng),
+                            random_int<LogIndex>(rng)};
     case MessageType::kTimeoutNowReply:
       return TimeoutNowReply{random_int<Term>(rng)};
     case MessageType::kClientRequest:

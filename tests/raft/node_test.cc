@@ -30,6 +30,8 @@ std::string numbered(const char* prefix, std::size_t i) {
   return s;
 }
 
+NodeId node_id(std::size_t i) { return NodeId{static_cast<std::uint32_t>(i)}; }
+
 // An endpoint that refuses every call after a short wait: for driving handlers directly.
 class NullEndpoint final : public RpcEndpoint {
  public:
@@ -744,6 +746,37 @@ Task<void> isolated_leader(Cluster* c, StepDown* out) {
   co_await c->stop();
 }
 
+// A follower whose disk takes longer than an election timeout per write still answers
+// heartbeats at once (they carry no entries while entries are on their way, and start at the
+// match index), so check-quorum keeps its leader.
+Task<void> slow_follower_disk_keeps_leader(Cluster* c) {
+  co_await c->start_all();
+  const std::size_t l = co_await c->wait_leader();
+  Node& leader = *c->servers[l].node;
+  const Term term = leader.current_term();
+  co_await c->crash((l + 1) % 3);
+  const std::size_t slow = (l + 2) % 3;
+  c->servers[slow].storage->set_write_delay(800ms);
+  for (int i = 0; i < 10; ++i) {
+    (void)leader.start(numbered("w", static_cast<std::size_t>(i)));
+    co_await sleep_for(200ms);
+    CHECK(leader.state().is_leader);
+  }
+  CHECK(leader.current_term() == term);
+  c->servers[slow].storage->set_write_delay(0ms);
+  CHECK(co_await c->wait_applied(10));
+  co_await c->stop();
+}
+
+TEST_CASE("a follower with a slow disk answers heartbeats at once, and its leader stays") {
+  // Goal: heartbeats do not resend entries in flight (the follower would answer only once it
+  // wrote them, and check-quorum would take a slow disk for a dead follower).
+  auto loop = Loop::simulated({.seed = 12});
+  Cluster c(3);
+  c.net.set_long_delays(false);
+  loop->run(slow_follower_disk_keeps_leader(&c));
+}
+
 TEST_CASE("an isolated leader steps down within an election timeout and refuses at once") {
   // Goal: check-quorum; the run without it shows the old leader leading on, unaware.
   for (const bool check_quorum : {true, false}) {
@@ -785,7 +818,7 @@ Task<void> transfer_to_follower(Cluster* c) {
   Scope transfer;
   bool moved = false;
   transfer.spawn([](Node* n, NodeId t, bool* out) -> Task<void> {
-    *out = co_await n->transfer_leadership(t);
+    *out = co_await n->transfer_leadership(t) == TransferResult::kDone;
   }(&leader, NodeId{static_cast<std::uint32_t>(target)}, &moved));
   co_await sleep_for(1ms);
   CHECK(leader.transferring());
@@ -823,7 +856,7 @@ Task<void> transfer_abandoned(Cluster* c) {
   c->net.disconnect(NodeId{static_cast<std::uint32_t>(target)});
   (void)leader.start("x");  // The target cannot catch up.
   const TimePoint asked = Loop::current().now();
-  CHECK_FALSE(co_await leader.transfer_leadership(NodeId{static_cast<std::uint32_t>(target)}));
+  CHECK(co_await leader.transfer_leadership(node_id(target)) == TransferResult::kFailed);
   const Duration took = Loop::current().now() - asked;
   CHECK(took >= c->config.election_timeout_min);
   CHECK(took < c->config.election_timeout_max);
@@ -833,8 +866,11 @@ Task<void> transfer_abandoned(Cluster* c) {
   CHECK_FALSE(leader.transferring());
   CHECK(leader.start("y").is_leader);
   // Nor can it hand over to itself, to no node, or twice at once.
-  CHECK_FALSE(co_await leader.transfer_leadership(NodeId{static_cast<std::uint32_t>(l)}));
-  CHECK_FALSE(co_await leader.transfer_leadership(NodeId{7}));
+  CHECK(co_await leader.transfer_leadership(node_id(l)) == TransferResult::kBadTarget);
+  CHECK(co_await leader.transfer_leadership(NodeId{7}) == TransferResult::kBadTarget);
+  // Left to choose, it passes over the follower that is down and hands over to the other.
+  CHECK(co_await leader.transfer_leadership() == TransferResult::kDone);
+  CHECK(c->servers[(l + 2) % 3].node->state().is_leader);
   c->connect(target);
   co_await c->stop();
 }
@@ -884,8 +920,6 @@ Config with_lease_reads() {
   c.lease_reads = true;
   return c;
 }
-
-NodeId node_id(std::size_t i) { return NodeId{static_cast<std::uint32_t>(i)}; }
 
 // Everything the followers send the leader is lost from now on (its own messages still go).
 void deafen(Cluster* c, std::size_t l) {

@@ -653,7 +653,8 @@ Task<void> Cluster::nemesis_step() {
       const std::size_t to = r.uniform(0, n);  // n: the node's own choice.
       const NodeId target = to == n ? kNoNode : id(to);
       Node* node = peers_[i].live->node.get();
-      const bool moved = co_await node->transfer_leadership(target);
+      const TransferResult result = co_await node->transfer_leadership(target);
+      const bool moved = result == TransferResult::kDone;
       event("nemesis: leader " + std::to_string(i) + " transfers to " +
             (to == n ? std::string("any") : std::to_string(to)) + ": " +
             (moved ? "moved" : "not moved"));
