@@ -239,6 +239,7 @@ class Node final : public RpcHandler {
     VoteTally tally;                // Candidate: each voter's answer, the self-vote included.
     bool transfer = false;          // Candidate: standing at the leader's request (TimeoutNow).
     NodeId transfer_target = kNoNode;  // Leader: transferring leadership to this follower,
+    std::uint64_t transfer_id = 0;     // in the transfer numbered so (Node::transfers_),
     Event transfer_wake;               // woken when a match index moves.
     // Leader: no lease reads once a transfer began (its target's election does not wait for
     // the lease to run out), for the rest of this leadership.
@@ -396,6 +397,7 @@ class Node final : public RpcHandler {
   std::optional<LogIndex> read_result_;
   Event read_done_;  // Set when a round finishes and at every role change (waiters recheck).
   Event transfer_done_;  // Set when a transfer is abandoned and at every role change.
+  std::uint64_t transfers_ = 0;  // Transfers started: each waiter waits for its own.
   std::uint64_t changes_ = 0;
   Event changed_;
   Stats stats_;

@@ -358,13 +358,16 @@ Task<TransferResult> Node::transfer_leadership(NodeId target) {
   }
   const Term term = current_term_;
   const TimePoint deadline = Loop::current().now() + config_.election_timeout_max;
+  const std::uint64_t id = ++transfers_;
   role_->transfer_target = target;
+  role_->transfer_id = id;
   role_->lease_void = true;  // The target stands at once, leases or not.
   note_change();
   spawn_role_task(run_transfer(*role_, target));
-  // Until this leadership ends (the target's election reached us) or the transfer is
-  // abandoned; role_ is re-read after every wait (it may be another role by then).
-  while (!stopping_ && current_term_ == term && transferring()) {
+  // Until this leadership ends (the target's election reached us) or this transfer is
+  // abandoned (a later one may have begun meanwhile); role_ is re-read after every wait (it
+  // may be another role by then).
+  while (!stopping_ && current_term_ == term && transferring() && role_->transfer_id == id) {
     transfer_done_.reset();
     co_await transfer_done_.wait();
   }
