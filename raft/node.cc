@@ -361,16 +361,16 @@ Task<Message> Node::handle_request_vote(RequestVoteArgs args) {
   } else {
     observe(args.term);
     grant = decide_vote(current_term_, voted_for_, log_, args).grant;
-  }
-  if (grant && !args.pre_vote) {
-    // A candidate or leader voted for itself; a pre-candidate had not voted in this term,
-    // and gives up its pre-candidacy for the candidate it votes for.
-    URAFT_ASSERT(role_->role == Role::kFollower || role_->role == Role::kPreCandidate);
-    if (role_->role == Role::kPreCandidate) become_follower();
-    voted_for_ = args.candidate_id;
-    writer_.wake();
-    // Figure 2, Followers, 2: granting a vote restarts the election timer.
-    reset_election_timer();
+    if (grant) {
+      // A candidate or leader voted for itself; a pre-candidate had not voted in this term,
+      // and gives up its pre-candidacy for the candidate it votes for.
+      URAFT_ASSERT(role_->role == Role::kFollower || role_->role == Role::kPreCandidate);
+      if (role_->role == Role::kPreCandidate) become_follower();
+      voted_for_ = args.candidate_id;
+      writer_.wake();
+      // Figure 2, Followers, 2: granting a vote restarts the election timer.
+      reset_election_timer();
+    }
   }
   RequestVoteReply reply{current_term_, grant};
   for (;;) {

@@ -267,6 +267,10 @@ class Node final : public RpcHandler {
   void become_follower();
   // A leader that lost its quorum (check-quorum): a follower in the same term, of no leader.
   void step_down();
+  // Whether the leader and the followers whose Progress `holds` form a majority (the
+  // counting of check-quorum, read rounds and leases; replicator.cc).
+  template <typename Holds>
+  bool leader_and_followers_where(const RoleState& role, Holds holds) const;
   // Check-quorum: a majority, the leader included, replied within election_timeout_min.
   bool quorum_heard(const RoleState& role, TimePoint now) const;
   // After an election timeout: a pre-candidacy (Config::pre_vote) or a candidacy.

@@ -6,7 +6,6 @@
 #include <algorithm>
 #include <array>
 #include <chrono>
-#include <functional>
 #include <optional>
 #include <span>
 #include <utility>
@@ -64,6 +63,15 @@ class Inflight {
 };
 
 }  // namespace
+
+template <typename Holds>
+bool Node::leader_and_followers_where(const RoleState& role, Holds holds) const {
+  std::size_t count = 1;  // The leader itself.
+  for (std::size_t i = 0; i < cluster_size_; ++i) {
+    if (NodeId{static_cast<std::uint32_t>(i)} != self_ && holds(role.progress[i])) ++count;
+  }
+  return count >= majority(cluster_size_);
+}
 
 void Node::wake_replicators(RoleState& role) {
   for (Progress& p : role.progress) p.wake.set();
@@ -421,20 +429,12 @@ Task<void> Node::run_transfer(RoleState& role, NodeId target) {
 
 bool Node::lease_holds(const RoleState& role, TimePoint now) const {
   if (!config_.lease_reads || role.lease_void) return false;
-  // The majority()-th latest lease start, the leader's own (now) included.
-  std::array<TimePoint, kClusterSizeMax> from;
-  std::size_t n = 0;
-  from[n++] = now;
-  for (std::size_t i = 0; i < cluster_size_; ++i) {
-    if (NodeId{static_cast<std::uint32_t>(i)} != self_) from[n++] = role.progress[i].lease_from;
-  }
-  const std::size_t k = majority(cluster_size_) - 1;
-  std::nth_element(from.begin(), from.begin() + static_cast<std::ptrdiff_t>(k), from.begin() + n,
-                   std::greater<>());
-  if (from[k] == TimePoint::min()) return false;  // No majority has answered yet.
+  // A majority, the leader included, holds to a lease that began within its length (a
+  // follower that never answered, at TimePoint::min(), holds to none).
   const auto length = std::chrono::duration_cast<Duration>(
       config_.election_timeout_min * (1.0 - config_.clock_drift_max));
-  return now < from[k] + length;
+  return leader_and_followers_where(role,
+                                    [&](const Progress& p) { return now < p.lease_from + length; });
 }
 
 Task<std::optional<LogIndex>> Node::read_index() {
@@ -475,21 +475,14 @@ void Node::on_acked(RoleState& role, Progress& p, std::uint64_t seq, TimePoint s
 }
 
 bool Node::quorum_heard(const RoleState& role, TimePoint now) const {
-  std::size_t heard = 1;  // The leader itself.
-  for (std::size_t i = 0; i < cluster_size_; ++i) {
-    if (NodeId{static_cast<std::uint32_t>(i)} == self_) continue;
-    if (now < role.progress[i].heard + config_.election_timeout_min) ++heard;
-  }
-  return heard >= majority(cluster_size_);
+  return leader_and_followers_where(role, [&](const Progress& p) {
+    return now < p.heard + config_.election_timeout_min;
+  });
 }
 
 bool Node::read_round_confirmed(const RoleState& role) const {
-  std::size_t acks = 1;  // The leader itself.
-  for (std::size_t i = 0; i < cluster_size_; ++i) {
-    if (NodeId{static_cast<std::uint32_t>(i)} == self_) continue;
-    if (role.progress[i].acked_seq >= role.read_round_seq) ++acks;
-  }
-  return acks >= majority(cluster_size_);
+  return leader_and_followers_where(
+      role, [&](const Progress& p) { return p.acked_seq >= role.read_round_seq; });
 }
 
 void Node::finish_read_round(std::optional<LogIndex> result) {
