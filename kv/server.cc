@@ -376,6 +376,8 @@ void Server::append_info(std::span<const std::string_view> argv, std::string& ou
     info.field("tryagain_replies", s.tryagain);
     info.field("timeouts", s.timeouts);
     info.field("snapshots_taken", s.snapshots_taken);
+    info.field("snapshot_failures", s.snapshot_failures);
+    info.field("snapshot_fork_usec", s.snapshot_fork_usec);
     info.field("snapshots_restored", s.snapshots_restored);
     info.field("bad_entries", s.bad_entries);
     if (peers_ != nullptr) {

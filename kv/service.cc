@@ -59,6 +59,11 @@ struct HelperDone {
   Event done;
 };
 
+// Reads a snapshot's bytes for Store::restore, a piece at a time.
+SnapshotReader reader_of(const SnapshotData& data) {
+  return [&data](std::uint64_t offset, std::span<char> out) { data.source()->read(offset, out); };
+}
+
 Task<void> run_on_helper_thread(std::function<void()> work) {
   Loop& loop = Loop::current();
   if (loop.uring_backend() == nullptr) {
@@ -111,7 +116,8 @@ Service::Service(Node& node, RpcEndpoint& rpc, ServiceOptions options,
   URAFT_ASSERT(options_.snapshot_log_bytes > 0);
   room_.set();
   if (snapshot && snapshot->last_included_index > LogIndex{0}) {
-    if (std::optional<SnapshotError> e = store_.restore(snapshot->data)) {
+    const SnapshotData& data = snapshot->data;
+    if (std::optional<SnapshotError> e = store_.restore(data.size(), reader_of(data))) {
       throw std::runtime_error("the stored snapshot at index " +
                                std::to_string(snapshot->last_included_index.value) +
                                " is corrupt (" + std::string(to_string(*e)) + ")");
@@ -140,7 +146,7 @@ Task<void> Service::run() {
   scope.spawn(run_rerouter(this, &scope));
   std::exception_ptr error;
   try {
-    co_await run_applier(this);  // Returns once the node is killed (its apply channel closes).
+    co_await run_applier(this, &scope);  // Returns once the node is killed (its apply channel closes).
   } catch (...) {
     error = std::current_exception();
   }
@@ -412,7 +418,7 @@ void Service::propose_queued() {
 
 // --- applying -----------------------------------------------------------------------------
 
-Task<void> Service::run_applier(Service* self) {
+Task<void> Service::run_applier(Service* self, Scope* tasks) {
   for (;;) {
     std::optional<ApplyMsg> msg = co_await self->node_.apply_channel().receive();
     if (!msg) co_return;  // The node was killed.
@@ -420,7 +426,7 @@ Task<void> Service::run_applier(Service* self) {
       co_await self->apply_snapshot(std::move(*msg));
     } else {
       self->apply_entry(*msg);
-      co_await self->maybe_snapshot();
+      co_await self->maybe_snapshot(*tasks);
     }
     self->applied_moved_.set();
     self->applied_moved_.reset();
@@ -483,8 +489,9 @@ Task<void> Service::apply_snapshot(ApplyMsg msg) {
   // keeps serving reads at the old applied index meanwhile.
   Store fresh;
   std::optional<SnapshotError> error;
-  const std::string& data = msg.data;
-  co_await run_on_helper_thread([&fresh, &error, &data] { error = fresh.restore(data); });
+  const SnapshotData& data = msg.snapshot;
+  co_await run_on_helper_thread(
+      [&fresh, &error, &data] { error = fresh.restore(data.size(), reader_of(data)); });
   if (std::optional<SnapshotError> e = error) {
     // Every replica got these bytes from a leader that made them: this one cannot follow.
     throw std::runtime_error("snapshot at index " + std::to_string(msg.index.value) +
@@ -494,7 +501,7 @@ Task<void> Service::apply_snapshot(ApplyMsg msg) {
   applied_ = last_snapshot_ = msg.index;
   ++counters_.snapshots_restored;
   spdlog::info("installed snapshot at index {} from the leader ({} keys, {} bytes)",
-               msg.index.value, store_.stats().keys, msg.data.size());
+               msg.index.value, store_.stats().keys, msg.snapshot.size());
   // Proposals it covers may or may not be in it.
   fail_proposals_below(msg.index.value + 1);
 }
@@ -509,30 +516,91 @@ void Service::fail_proposals_below(std::uint64_t end) {
   room_.set();
 }
 
-Task<void> Service::maybe_snapshot() {
-  if (node_.log_bytes() < options_.snapshot_log_bytes || applied_ <= last_snapshot_) co_return;
+Task<void> Service::maybe_snapshot(Scope& tasks) {
+  if (snapshotting_ || node_.log_bytes() < options_.snapshot_log_bytes || applied_ <= last_snapshot_) {
+    co_return;
+  }
   // The node counts an entry as applied once its applier has resumed from handing it over;
   // until then it would refuse a snapshot that covers it. Try again after the next entry.
   if (applied_ > node_.last_applied()) co_return;
-  const LogIndex index = applied_;
   Loop& loop = Loop::current();
+  if (loop.now() < snapshot_retry_at_) co_return;
+  const LogIndex index = applied_;
+  std::unique_ptr<SnapshotSink> sink = node_.snapshot_sink(index);
+  if (!sink) co_return;  // A newer snapshot came from the leader.
   const TimePoint started = loop.now();
+  last_snapshot_ = index;
+  snapshotting_ = true;
+  if (options_.snapshot_in_child && loop.uring_backend() != nullptr) {
+    // The child has the store as of `index`; the applier goes on at once.
+    std::unique_ptr<ChildSnapshot> child;
+    try {
+      child = std::make_unique<ChildSnapshot>(store_);
+    } catch (const std::system_error& e) {
+      spdlog::warn("cannot start the snapshot at index {}: {}; trying again in {} s", index.value,
+                   e.what(), kSnapshotRetry.count());
+      snapshotting_ = false;
+      snapshot_retry_at_ = loop.now() + kSnapshotRetry;
+      ++counters_.snapshot_failures;
+      co_return;
+    }
+    counters_.snapshot_fork_usec =
+        std::chrono::duration_cast<std::chrono::microseconds>(child->fork_time()).count();
+    tasks.spawn(store_snapshot(this, index, std::move(sink), std::move(child), started));
+    co_return;
+  }
+  // On a helper thread: nothing may change the store meanwhile, so the applier waits.
   std::string data;
   const Store& store = store_;
   co_await run_on_helper_thread([&store, &data] { store.snapshot(data); });
-  const TimePoint serialized = loop.now();
-  const std::size_t bytes = data.size();
-  const std::size_t keys = store_.stats().keys;
-  last_snapshot_ = index;
-  co_await node_.snapshot(index, std::move(data));
-  ++counters_.snapshots_taken;
+  bool appended = true;
+  try {
+    co_await sink->append(std::move(data));
+  } catch (const std::runtime_error& e) {
+    spdlog::warn("cannot write the snapshot at index {}: {}", index.value, e.what());
+    appended = false;
+  }
+  if (appended) {
+    co_await store_snapshot(this, index, std::move(sink), nullptr, started);
+  } else {
+    snapshotting_ = false;
+    snapshot_retry_at_ = loop.now() + kSnapshotRetry;
+    ++counters_.snapshot_failures;
+  }
+}
+
+Task<void> Service::store_snapshot(Service* self, LogIndex index, std::unique_ptr<SnapshotSink> sink,
+                                   std::unique_ptr<ChildSnapshot> child, TimePoint started) {
+  Loop& loop = Loop::current();
+  std::string problem;
+  SnapshotData data;
+  try {
+    bool drained = true;
+    if (child) drained = co_await child->drain(*sink);
+    if (!drained) problem = "its child process failed";
+    if (problem.empty()) data = co_await sink->finish();
+  } catch (const std::runtime_error& e) {
+    problem = e.what();  // Storage could not take it (a full disk).
+  }
+  self->snapshotting_ = false;
+  if (!problem.empty()) {
+    spdlog::warn("the snapshot at index {} failed ({}); trying again in {} s", index.value, problem,
+                 kSnapshotRetry.count());
+    self->snapshot_retry_at_ = loop.now() + kSnapshotRetry;
+    ++self->counters_.snapshot_failures;
+    co_return;
+  }
+  const TimePoint written = loop.now();
+  const std::uint64_t bytes = data.size();
+  co_await self->node_.snapshot(index, std::move(data));
+  ++self->counters_.snapshots_taken;
   const auto ms = [](Duration d) {
     return std::chrono::duration_cast<std::chrono::milliseconds>(d).count();
   };
-  spdlog::info("snapshot at index {} ({} keys, {} bytes; serialized in {} ms, stored in {} ms); "
-               "log now {} entries",
-               index.value, keys, bytes, ms(serialized - started), ms(loop.now() - serialized),
-               node_.log_entries());
+  spdlog::info("snapshot at index {} ({} bytes; written in {} ms{}, stored in {} ms); log now {} entries",
+               index.value, bytes, ms(written - started),
+               child ? fmt::format(" by a child, fork {} us", self->counters_.snapshot_fork_usec) : "",
+               ms(loop.now() - written), self->node_.log_entries());
 }
 
 // --- role changes and timeouts ------------------------------------------------------------

@@ -27,6 +27,7 @@
 #include "core/scope.h"
 #include "core/task.h"
 #include "kv/batch.h"
+#include "kv/snapshot_child.h"
 #include "kv/store.h"
 #include "net/rpc.h"
 #include "raft/node.h"
@@ -36,6 +37,8 @@ namespace uraft::kv {
 // A job still unanswered after this long gets an error (its leader lost its quorum, or a
 // forwarded request got no answer). Well above an election (at most 1 s in production()).
 inline constexpr Duration kJobTimeout = std::chrono::seconds(5);
+// How long after a failed snapshot (a full disk, a failed fork) the next is tried.
+inline constexpr std::chrono::seconds kSnapshotRetry{1};
 // How long a follower waits for the leader's answer to a forwarded job.
 inline constexpr Duration kForwardTimeout = std::chrono::seconds(3);
 // How long a write queued on a leader that handed its leadership over waits to learn the
@@ -66,6 +69,9 @@ struct Job {
 
 struct ServiceOptions {
   std::size_t snapshot_log_bytes = 0;  // Snapshot once the log holds this many bytes.
+  // Serialize snapshots in a forked child (kv/snapshot_child.h) while the applier goes on;
+  // otherwise on a helper thread while it waits. Only on a real loop (not on virtual time).
+  bool snapshot_in_child = false;
   std::vector<std::string> client_addresses;  // By node id (may be empty), for INFO.
 };
 
@@ -83,6 +89,8 @@ struct ServiceCounters {
   std::uint64_t tryagain = 0;          // Jobs answered -TRYAGAIN.
   std::uint64_t timeouts = 0;          // Jobs answered after kJobTimeout.
   std::uint64_t snapshots_taken = 0;
+  std::uint64_t snapshot_failures = 0;  // Snapshots abandoned (storage or the child failed).
+  std::int64_t snapshot_fork_usec = -1;  // How long the last fork() stalled the loop (-1: none).
   std::uint64_t snapshots_restored = 0;
   std::uint64_t bad_entries = 0;       // Entries the batch decoder refused.
 };
@@ -138,7 +146,7 @@ class Service final : public RpcHandler {
   Task<void> wait_done(std::shared_ptr<Job> job);
   void serve_reads(Job& job);
 
-  static Task<void> run_applier(Service* self);
+  static Task<void> run_applier(Service* self, Scope* tasks);
   static Task<void> run_proposer(Service* self);
   static Task<void> run_watcher(Service* self);
   static Task<void> run_sweeper(Service* self);
@@ -151,7 +159,11 @@ class Service final : public RpcHandler {
   // Applies one committed entry and settles the proposal at its index, if ours.
   void apply_entry(const ApplyMsg& msg);
   Task<void> apply_snapshot(ApplyMsg msg);
-  Task<void> maybe_snapshot();
+  Task<void> maybe_snapshot(Scope& tasks);
+  // Writes the snapshot of everything up to `index` into `sink` (what `child` serializes, if
+  // any; the sink holds it all otherwise) and hands it to the node.
+  static Task<void> store_snapshot(Service* self, LogIndex index, std::unique_ptr<SnapshotSink> sink,
+                                   std::unique_ptr<ChildSnapshot> child, TimePoint started);
   void propose_queued();
   // Fails the proposals whose entry is no longer in the node's log at its index.
   void fail_cut_proposals();
@@ -168,6 +180,8 @@ class Service final : public RpcHandler {
   Store store_;
   LogIndex applied_;            // The last index the store reflects (applier).
   LogIndex last_snapshot_;      // The index of the last snapshot taken or restored.
+  bool snapshotting_ = false;   // A snapshot is being written.
+  TimePoint snapshot_retry_at_ = TimePoint::min();  // After a failed one.
   Event applied_moved_;         // Set (and reset) each time applied_ grows.
   std::deque<std::shared_ptr<Job>> write_queue_;  // Not yet proposed.
   std::deque<std::shared_ptr<Job>> reroute_;      // Not proposed here: for the next leader.

@@ -260,29 +260,40 @@ void Store::read(std::span<const std::string_view> argv, std::string& out) const
   URAFT_ASSERT(spec->kind != CommandKind::kRead);
 }
 
-void Store::snapshot(std::string& out) const {
+void Store::snapshot(const std::function<void(std::string_view)>& out, std::size_t piece) const {
   std::vector<const Map::value_type*> entries;
   entries.reserve(map_.size());
   for (const auto& kv : map_) entries.push_back(&kv);
   std::sort(entries.begin(), entries.end(),
             [](const auto* a, const auto* b) { return a->first < b->first; });
-  const std::size_t start = out.size();
-  out.reserve(start + kSnapshotHeaderBytes + kVarintBytesMax + data_bytes_ +
-              entries.size() * 4 + kSnapshotCrcBytes);
-  out += kSnapshotMagic;
-  out += static_cast<char>(kSnapshotVersion);
-  put_varint(out, entries.size());
+  std::string buf;
+  buf.reserve(piece + 2 * kVarintBytesMax);
+  std::uint32_t crc = 0;
+  const auto flush = [&] {
+    crc = crc32c(byte_span(buf), crc);
+    out(buf);
+    buf.clear();
+  };
+  buf += kSnapshotMagic;
+  buf += static_cast<char>(kSnapshotVersion);
+  put_varint(buf, entries.size());
   for (const auto* e : entries) {
-    put_varint(out, e->first.size());
-    out += e->first;
-    put_varint(out, e->second.size());
-    out += e->second;
+    put_varint(buf, e->first.size());
+    buf += e->first;
+    put_varint(buf, e->second.size());
+    buf += e->second;
+    if (buf.size() >= piece) flush();
   }
-  const std::uint32_t crc =
-      crc32c(byte_span(std::string_view(out).substr(start)));
+  flush();
   char crc_bytes[kSnapshotCrcBytes];
   store_le(crc_bytes, crc, kSnapshotCrcBytes);
-  out.append(crc_bytes, kSnapshotCrcBytes);
+  out(std::string_view(crc_bytes, kSnapshotCrcBytes));
+}
+
+void Store::snapshot(std::string& out) const {
+  out.reserve(out.size() + kSnapshotHeaderBytes + kVarintBytesMax + data_bytes_ + map_.size() * 4 +
+              kSnapshotCrcBytes);
+  snapshot([&out](std::string_view piece) { out += piece; });
 }
 
 std::string Store::snapshot() const {
@@ -292,62 +303,117 @@ std::string Store::snapshot() const {
 }
 
 std::optional<SnapshotError> Store::restore(std::string_view bytes) {
-  if (bytes.size() < kSnapshotHeaderBytes + 1 + kSnapshotCrcBytes) return SnapshotError::kTooShort;
-  if (bytes.substr(0, 4) != kSnapshotMagic) return SnapshotError::kBadMagic;
-  if (static_cast<std::uint8_t>(bytes[4]) != kSnapshotVersion) return SnapshotError::kUnknownVersion;
-  const std::string_view covered = bytes.substr(0, bytes.size() - kSnapshotCrcBytes);
-  const auto stored = static_cast<std::uint32_t>(
-      load_le(byte_span(bytes.substr(covered.size())).data(), kSnapshotCrcBytes));
-  if (crc32c(byte_span(covered)) != stored) return SnapshotError::kBadChecksum;
+  return restore(bytes.size(), [bytes](std::uint64_t offset, std::span<char> out) {
+    std::copy_n(bytes.data() + offset, out.size(), out.data());
+  });
+}
 
-  std::size_t pos = kSnapshotHeaderBytes;
+namespace {
+
+// The snapshot's bytes before its checksum, a piece at a time, with what is needed next in
+// memory (a piece, or one whole key or value).
+class PieceReader {
+ public:
+  PieceReader(const SnapshotReader& read, std::uint64_t end, std::uint64_t start)
+      : read_(read), end_(end), next_(start) {}
+  std::uint64_t remaining() const noexcept { return buf_.size() - pos_ + (end_ - next_); }
+  // The next `n` bytes (n <= remaining()), valid until the next call.
+  std::string_view peek(std::size_t n) {
+    if (buf_.size() - pos_ < n) {
+      buf_.erase(0, pos_);
+      pos_ = 0;
+      const std::size_t want = static_cast<std::size_t>(
+          std::min<std::uint64_t>(std::max(n - buf_.size(), kPieceBytes), end_ - next_));
+      const std::size_t had = buf_.size();
+      buf_.resize(had + want);
+      read_(next_, std::span(buf_.data() + had, want));
+      next_ += want;
+    }
+    return std::string_view(buf_).substr(pos_, n);
+  }
+  void skip(std::size_t n) noexcept { pos_ += n; }
+
+ private:
+  static constexpr std::size_t kPieceBytes = std::size_t{1} << 20;
+  const SnapshotReader& read_;
+  std::uint64_t end_;
+  std::uint64_t next_;
+  std::string buf_;
+  std::size_t pos_ = 0;
+};
+
+}  // namespace
+
+std::optional<SnapshotError> Store::restore(std::uint64_t size, const SnapshotReader& read) {
+  if (size < kSnapshotHeaderBytes + 1 + kSnapshotCrcBytes) return SnapshotError::kTooShort;
+  const std::uint64_t covered = size - kSnapshotCrcBytes;
+  {
+    // First the checksum over everything before it, so corrupt bytes are named as such.
+    PieceReader all(read, size, 0);
+    const std::string_view header = all.peek(kSnapshotHeaderBytes);
+    if (header.substr(0, 4) != kSnapshotMagic) return SnapshotError::kBadMagic;
+    if (static_cast<std::uint8_t>(header[4]) != kSnapshotVersion) return SnapshotError::kUnknownVersion;
+    std::uint32_t crc = 0;
+    for (std::uint64_t left = covered; left > 0;) {
+      const std::size_t n = static_cast<std::size_t>(std::min<std::uint64_t>(left, 1 << 20));
+      crc = crc32c(byte_span(all.peek(n)), crc);
+      all.skip(n);
+      left -= n;
+    }
+    const auto stored = static_cast<std::uint32_t>(
+        load_le(byte_span(all.peek(kSnapshotCrcBytes)).data(), kSnapshotCrcBytes));
+    if (crc != stored) return SnapshotError::kBadChecksum;
+  }
+
+  PieceReader in(read, covered, kSnapshotHeaderBytes);
   SnapshotError error = SnapshotError::kTruncated;
-  // Reads a varint at pos; false (with `error` set) if there is none.
+  // Reads a varint; false (with `error` set) if there is none.
   auto read_varint = [&](std::uint64_t& v) {
-    const VarintDecoded d = decode_varint(byte_span(covered.substr(pos)));
+    const std::string_view next =
+        in.peek(static_cast<std::size_t>(std::min<std::uint64_t>(in.remaining(), kVarintBytesMax)));
+    const VarintDecoded d = decode_varint(byte_span(next));
     if (d.status != VarintStatus::kOk) {
       error = d.status == VarintStatus::kTruncated ? SnapshotError::kTruncated
                                                    : SnapshotError::kOverlongVarint;
       return false;
     }
     v = d.value;
-    pos += d.bytes;
+    in.skip(d.bytes);
     return true;
   };
-  // Reads a length-prefixed string at pos.
-  auto read_string = [&](std::string_view& s) {
+  // Reads a length-prefixed string.
+  auto read_string = [&](std::string& s) {
     std::uint64_t n = 0;
     if (!read_varint(n)) return false;
     if (n > kBulkBytesMax) {
       error = SnapshotError::kValueTooLong;
       return false;
     }
-    if (n > covered.size() - pos) {
+    if (n > in.remaining()) {
       error = SnapshotError::kLengthExceedsInput;
       return false;
     }
-    s = covered.substr(pos, n);
-    pos += n;
+    s.assign(in.peek(static_cast<std::size_t>(n)));
+    in.skip(static_cast<std::size_t>(n));
     return true;
   };
 
   std::uint64_t count = 0;
   if (!read_varint(count)) return error;
   // Each pair takes at least two bytes (two zero lengths): no reservation beyond the input.
-  if (count > (covered.size() - pos) / 2) return SnapshotError::kLengthExceedsInput;
+  if (count > in.remaining() / 2) return SnapshotError::kLengthExceedsInput;
   Map map;
   map.reserve(count);
   std::size_t data_bytes = 0;
-  std::string_view previous;
+  std::string previous, key, value;
   for (std::uint64_t i = 0; i < count; ++i) {
-    std::string_view key, value;
     if (!read_string(key) || !read_string(value)) return error;
     if (i > 0 && !(previous < key)) return SnapshotError::kKeysOutOfOrder;
     previous = key;
-    map.emplace(std::string(key), std::string(value));
     data_bytes += key.size() + value.size();
+    map.emplace(key, std::move(value));
   }
-  if (pos != covered.size()) return SnapshotError::kTrailingBytes;
+  if (in.remaining() != 0) return SnapshotError::kTrailingBytes;
   URAFT_ASSERT(map.size() == count);
   map_.swap(map);
   data_bytes_ = data_bytes;

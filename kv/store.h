@@ -38,6 +38,9 @@ enum class SnapshotError : std::uint8_t {
 };
 [[nodiscard]] std::string_view to_string(SnapshotError e) noexcept;
 
+// Fills `out` with the snapshot's bytes from `offset`.
+using SnapshotReader = std::function<void(std::uint64_t offset, std::span<char> out)>;
+
 struct StoreStats {
   std::size_t keys = 0;
   // Bytes of keys and values (not counting the map's own overhead).
@@ -60,13 +63,19 @@ class Store {
   // command that is not a read gets an error reply and changes nothing.
   void read(std::span<const std::string_view> argv, std::string& out) const;
 
-  // Appends the whole state to `out` in the snapshot layout above. Costs O(n log n) in the
-  // keys (the sort that makes it canonical) and one copy of the data.
+  // The whole state in the snapshot layout above, handed to `out` in pieces of about
+  // `piece` bytes (at least one whole pair each). Costs O(n log n) in the keys (the sort that
+  // makes it canonical) and one pass over the data.
+  void snapshot(const std::function<void(std::string_view)>& out,
+                std::size_t piece = std::size_t{1} << 20) const;
+  // Appends the whole state to `out`.
   void snapshot(std::string& out) const;
   [[nodiscard]] std::string snapshot() const;
 
-  // Replaces the whole state with the snapshot's. On error the state is unchanged and the
-  // caller must not use these bytes (uraftd refuses to start, or drops the snapshot).
+  // Replaces the whole state with the snapshot's, `size` bytes that `read` hands over a piece
+  // at a time (a file's, read without holding them all). On error the state is unchanged and
+  // the caller must not use these bytes (uraftd refuses to start, or drops the snapshot).
+  [[nodiscard]] std::optional<SnapshotError> restore(std::uint64_t size, const SnapshotReader& read);
   [[nodiscard]] std::optional<SnapshotError> restore(std::string_view bytes);
 
   [[nodiscard]] StoreStats stats() const noexcept;

@@ -51,7 +51,7 @@ template <Is<AppendEntriesReply> M> auto fields(M& m) {
 }
 template <Is<InstallSnapshotArgs> M> auto fields(M& m) {
   return std::tie(m.term, m.leader_id, m.last_included_index, m.last_included_term, m.offset,
-                  m.data, m.done);
+                  m.data, m.done, m.crc);
 }
 template <Is<InstallSnapshotReply> M> auto fields(M& m) {
   return std::tie(m.term, m.next_offset, m.installed);
@@ -75,6 +75,7 @@ class Writer {
 
   void put(std::uint64_t v) { put_varint(out_, v); }
   void put(bool b) { put(std::uint64_t{b}); }
+  void put(std::uint32_t v) { put(std::uint64_t{v}); }
   void put(ClientReply::Status s) { put(static_cast<std::uint64_t>(s)); }
   template <typename Tag, typename Rep>
   void put(StrongInt<Tag, Rep> v) {
@@ -121,6 +122,13 @@ class Reader {
     std::uint64_t raw = 0;
     if (!get_at_most(raw, 1)) return false;
     b = raw == 1;
+    return true;
+  }
+
+  bool get(std::uint32_t& v) {
+    std::uint64_t raw = 0;
+    if (!get_at_most(raw, UINT32_MAX)) return false;
+    v = static_cast<std::uint32_t>(raw);
     return true;
   }
 

@@ -68,7 +68,8 @@ struct AppendEntriesReply {
   friend bool operator==(const AppendEntriesReply&, const AppendEntriesReply&) = default;
 };
 
-// A snapshot travels in chunks; `offset` is where `data` starts, `done` marks the last one.
+// A snapshot travels in chunks (Figure 13); `offset` is where `data` starts, `done` marks the
+// last one.
 struct InstallSnapshotArgs {
   Term term;
   NodeId leader_id;
@@ -77,6 +78,8 @@ struct InstallSnapshotArgs {
   std::uint64_t offset = 0;
   std::string data;
   bool done = false;
+  // With done: CRC32C of the whole snapshot. The receiver installs only bytes that match it.
+  std::uint32_t crc = 0;
 
   friend bool operator==(const InstallSnapshotArgs&, const InstallSnapshotArgs&) = default;
 };

@@ -28,7 +28,7 @@ Task<void> Node::run_applier() {
       snapshot_to_apply_ = false;
       URAFT_ASSERT(snapshot_.last_included_index > last_applied_);
       msg = ApplyMsg{ApplyMsg::Kind::kSnapshot, snapshot_.last_included_index,
-                     snapshot_.last_included_term, snapshot_.data};
+                     snapshot_.last_included_term, {}, snapshot_.data};
     } else {
       // Figure 2, Rules for All Servers, 1: if commitIndex > lastApplied, increment
       // lastApplied and apply log[lastApplied]. The service snapshots only what it was given,

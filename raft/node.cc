@@ -146,7 +146,7 @@ NodeState Node::state() const noexcept {
   return NodeState{current_term_, !stopping_ && role_->role == Role::kLeader};
 }
 
-Task<void> Node::snapshot(LogIndex index, std::string data) {
+Task<void> Node::snapshot(LogIndex index, SnapshotData data) {
   if (stopping_ || index <= log_.snapshot_index()) co_return;  // Stale: a newer one is in.
   URAFT_ASSERT(index <= last_applied_);  // The service snapshots only what it was given.
   const Term term = *log_.term_at(index);
@@ -154,6 +154,12 @@ Task<void> Node::snapshot(LogIndex index, std::string data) {
   snapshot_ = SnapshotRecord{index, term, std::move(data)};
   writer_.queue_snapshot(snapshot_, SnapshotLogAction::kKeepSuffix);
   co_await writer_.snapshot_durable_to(index);
+}
+
+std::unique_ptr<SnapshotSink> Node::snapshot_sink(LogIndex index) {
+  if (stopping_ || index <= log_.snapshot_index()) return nullptr;
+  URAFT_ASSERT(index <= last_applied_);
+  return storage_.snapshot_sink(index, *log_.term_at(index));
 }
 
 Node::Stats Node::stats() const noexcept {
@@ -429,23 +435,20 @@ Task<Message> Node::handle_install_snapshot(InstallSnapshotArgs args) {
   InstallSnapshotReply reply{current_term_};
   if (args.term == current_term_) {
     recognize_leader(args.leader_id);
-    const SnapshotAction action = decide_install_snapshot(log_, current_term_, commit_index_, args);
-    if (action == SnapshotAction::kIgnore) {
+    if (decide_install_snapshot(log_, current_term_, commit_index_, args) == SnapshotAction::kIgnore) {
       // Everything it holds is committed here already: the rest of it is not needed (and a
       // newer snapshot being assembled is kept).
       if (incoming_ && incoming_->index <= args.last_included_index) incoming_.reset();
       reply.installed = true;
-    } else if (receive_chunk(args)) {
-      reply.next_offset = incoming_->data.size();
-      if (args.done) {
-        install_snapshot(action, std::move(*incoming_));
-        incoming_.reset();
-        reply.installed = true;
-      }
+    } else if (std::shared_ptr<IncomingSnapshot> in = receive_chunk(args)) {
+      // Where the next chunk starts claims nothing durable: if this one is lost on its way
+      // to the sink, the next chunk finds the snapshot gone and the leader starts over.
+      reply.next_offset = in->size;
+      reply.installed = co_await store_chunk(std::move(in), std::move(args));
     } else {
       // Not the chunk that follows ours (one was lost, or we restarted): say where we stand
       // in this snapshot (0: from its start).
-      reply.next_offset = assembling(args) ? incoming_->data.size() : 0;
+      reply.next_offset = assembling(args) ? incoming_->size : 0;
     }
   }
   for (;;) {
@@ -460,6 +463,40 @@ Task<Message> Node::handle_install_snapshot(InstallSnapshotArgs args) {
     }
     co_await writer_.next_write();
   }
+}
+
+Task<bool> Node::store_chunk(std::shared_ptr<IncomingSnapshot> in, InstallSnapshotArgs args) {
+  bool stored = true;
+  try {
+    co_await in->sink->append(std::move(args.data));
+  } catch (const std::runtime_error&) {
+    stored = false;  // Storage cannot take it (a full disk): the leader will start over.
+  }
+  if (stored && args.done && in->sink->crc() != args.crc) stored = false;  // Not the leader's bytes.
+  if (!stored) {
+    if (incoming_ == in) incoming_.reset();
+    co_return false;
+  }
+  if (!args.done) co_return false;
+  SnapshotData data;
+  try {
+    data = co_await in->sink->finish();
+  } catch (const std::runtime_error&) {
+    stored = false;
+  }
+  // Across the writes: the node may have stopped, moved to a newer term, started on another
+  // snapshot, or committed past this one.
+  if (!stored || stopping_ || incoming_ != in || current_term_ != args.term) {
+    if (incoming_ == in) incoming_.reset();
+    co_return false;
+  }
+  incoming_.reset();
+  const SnapshotAction action = decide_install_snapshot(log_, current_term_, commit_index_, args);
+  if (action != SnapshotAction::kIgnore) {
+    install_snapshot(action, SnapshotRecord{args.last_included_index, args.last_included_term,
+                                            std::move(data)});
+  }
+  co_return true;
 }
 
 Task<Message> Node::handle_timeout_now(TimeoutNowArgs args) {
@@ -480,22 +517,24 @@ Task<Message> Node::handle_timeout_now(TimeoutNowArgs args) {
   }
 }
 
-bool Node::receive_chunk(InstallSnapshotArgs& args) {
-  // Figure 13, receiver, 2-4: a chunk at offset 0 starts a new snapshot; a later one must
-  // follow what we hold of the same snapshot from the same leader.
+std::shared_ptr<Node::IncomingSnapshot> Node::receive_chunk(const InstallSnapshotArgs& args) {
+  // Figure 13, receiver, 2-4: a chunk at offset 0 starts a new snapshot (in a new sink: the
+  // old one's bytes are dropped); a later one must follow what we hold of the same snapshot
+  // from the same leader.
   if (args.offset == 0) {
     // A late duplicate of an older snapshot from this leader does not replace a newer one.
     if (incoming_ && incoming_->leader_term == args.term &&
         incoming_->index > args.last_included_index) {
-      return false;
+      return nullptr;
     }
-    incoming_ = IncomingSnapshot{args.term, args.last_included_index, args.last_included_term,
-                                 std::move(args.data)};
-    return true;
+    incoming_ = std::make_shared<IncomingSnapshot>(IncomingSnapshot{
+        args.term, args.last_included_index, args.last_included_term,
+        storage_.snapshot_sink(args.last_included_index, args.last_included_term)});
+  } else if (!assembling(args) || incoming_->size != args.offset) {
+    return nullptr;
   }
-  if (!assembling(args) || incoming_->data.size() != args.offset) return false;
-  incoming_->data += args.data;
-  return true;
+  incoming_->size += args.data.size();
+  return incoming_;
 }
 
 bool Node::assembling(const InstallSnapshotArgs& args) const {
@@ -504,9 +543,9 @@ bool Node::assembling(const InstallSnapshotArgs& args) const {
          incoming_->term == args.last_included_term;
 }
 
-void Node::install_snapshot(SnapshotAction action, IncomingSnapshot snapshot) {
-  const LogIndex index = snapshot.index;
-  const Term term = snapshot.term;
+void Node::install_snapshot(SnapshotAction action, SnapshotRecord snapshot) {
+  const LogIndex index = snapshot.last_included_index;
+  const Term term = snapshot.last_included_term;
   SnapshotLogAction log_action = SnapshotLogAction::kKeepSuffix;
   if (action == SnapshotAction::kKeepSuffix) {
     log_.compact_prefix(index);
@@ -520,7 +559,7 @@ void Node::install_snapshot(SnapshotAction action, IncomingSnapshot snapshot) {
   }
   // Figure 13, receiver, 8: reset the state machine from the snapshot: the applier hands it
   // on before anything after it; commit and apply move up to it.
-  snapshot_ = SnapshotRecord{index, term, std::move(snapshot.data)};
+  snapshot_ = std::move(snapshot);
   writer_.queue_snapshot(snapshot_, log_action);
   snapshot_to_apply_ = true;
   set_commit_index(index);

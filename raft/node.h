@@ -63,7 +63,8 @@ struct ApplyMsg {
   Kind kind = Kind::kCommand;
   LogIndex index;    // CommandIndex, or SnapshotIndex (last included index).
   Term term;         // The entry's term, or SnapshotTerm.
-  std::string data;  // The command, or the snapshot.
+  std::string data;       // kCommand: the command.
+  SnapshotData snapshot;  // kSnapshot: its bytes (read them a piece at a time).
 };
 
 struct StartResult {
@@ -114,7 +115,11 @@ class Node final : public RpcHandler {
   NodeState state() const noexcept;
   // The service has a snapshot of everything up to and including `index` (which it was
   // given): trim the log up to it and persist the snapshot. A stale index is ignored.
-  Task<void> snapshot(LogIndex index, std::string data);
+  Task<void> snapshot(LogIndex index, SnapshotData data);
+  // Where a service writes a large snapshot of everything up to `index` (which it was given)
+  // before handing it to snapshot(): storage's, so that it is not held in memory. Null if
+  // `index` is stale (a newer snapshot is in).
+  std::unique_ptr<SnapshotSink> snapshot_sink(LogIndex index);
   // Stops at once: no more requests served or sent, the apply channel closes.
   void kill() noexcept;
   bool killed() const noexcept { return stopping_; }
@@ -192,12 +197,14 @@ class Node final : public RpcHandler {
 
  private:
   // A snapshot a follower is receiving in chunks: from the leader of which term, its last
-  // included index and term, and its bytes so far.
+  // included index and term, where its bytes go (storage's sink), and how many it took
+  // (some may still be on their way to the sink).
   struct IncomingSnapshot {
     Term leader_term;
     LogIndex index;
     Term term;
-    std::string data;
+    std::unique_ptr<SnapshotSink> sink;
+    std::uint64_t size = 0;
   };
 
   // The leader's view of one follower (Figure 2, Volatile state on leaders).
@@ -296,12 +303,16 @@ class Node final : public RpcHandler {
   Task<Message> handle_append_entries(AppendEntriesArgs args);
   Task<Message> handle_install_snapshot(InstallSnapshotArgs args);
   Task<Message> handle_timeout_now(TimeoutNowArgs args);
-  // Takes the chunk into incoming_ if it starts a snapshot or follows what is there.
-  bool receive_chunk(InstallSnapshotArgs& args);
+  // Takes the chunk into incoming_ if it starts a snapshot or follows what is there: the
+  // snapshot it belongs to, or null.
+  std::shared_ptr<IncomingSnapshot> receive_chunk(const InstallSnapshotArgs& args);
+  // Writes the chunk `args` (taken into `in`) to the sink and, if it is the last, installs
+  // the snapshot: true once installed (or no longer needed).
+  Task<bool> store_chunk(std::shared_ptr<IncomingSnapshot> in, InstallSnapshotArgs args);
   // incoming_ holds chunks of the snapshot `args` is a chunk of.
   bool assembling(const InstallSnapshotArgs& args) const;
   // Installs a snapshot received whole, as the rules decided.
-  void install_snapshot(SnapshotAction action, IncomingSnapshot snapshot);
+  void install_snapshot(SnapshotAction action, SnapshotRecord snapshot);
 
   // --- election.cc ---
   Task<void> run_follower(RoleState& role);
@@ -371,7 +382,7 @@ class Node final : public RpcHandler {
   RaftLog log_;
   SnapshotRecord snapshot_;  // The latest snapshot (index 0: none), kept for InstallSnapshot.
   // Follower: the chunks of a leader's snapshot received so far (Figure 13, receiver 2-4).
-  std::optional<IncomingSnapshot> incoming_;
+  std::shared_ptr<IncomingSnapshot> incoming_;
   DurableWriter writer_;
 
   // Figure 2, volatile state.

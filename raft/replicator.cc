@@ -265,8 +265,9 @@ void Node::send_snapshot_to(RoleState& role, NodeId peer) {
                            snapshot_.last_included_index,
                            snapshot_.last_included_term,
                            offset,
-                           snapshot_.data.substr(offset, bytes),
-                           offset + bytes == size};
+                           snapshot_.data.read(offset, bytes),
+                           offset + bytes == size,
+                           snapshot_.data.crc()};
   ++p.payload_inflight;
   p.payload_bytes_inflight += bytes;
   role.scope.spawn(

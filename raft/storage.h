@@ -5,6 +5,7 @@
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
@@ -12,6 +13,7 @@
 #include "core/task.h"
 #include "net/message.h"
 #include "net/types.h"
+#include "raft/snapshot_data.h"
 
 namespace uraft {
 
@@ -28,7 +30,7 @@ struct HardState {
 struct SnapshotRecord {
   LogIndex last_included_index;
   Term last_included_term;
-  std::string data;  // Opaque to Raft: the service's bytes.
+  SnapshotData data;  // Opaque to Raft: the service's bytes.
 
   friend bool operator==(const SnapshotRecord&, const SnapshotRecord&) = default;
 };
@@ -74,6 +76,12 @@ class Storage {
   // and with kDiscardLog every entry after it too. A snapshot not newer than the stored one
   // is a bug.
   virtual Task<void> save_snapshot(SnapshotRecord snapshot, SnapshotLogAction action) = 0;
+
+  // Where to write a snapshot of everything up to `index` (whose entry has `term`) before
+  // saving it: a follower streams a leader's chunks into it, a service its state. What it
+  // finishes with is saved by save_snapshot like any SnapshotData, most cheaply here (a
+  // WalStorage sink's file becomes the snapshot file). Default: in memory.
+  virtual std::unique_ptr<SnapshotSink> snapshot_sink(LogIndex index, Term term);
 };
 
 }  // namespace uraft

@@ -21,6 +21,10 @@ Task<IoResult> UringFiles::close(int fd) { co_return co_await io::close_fd(fd); 
 Task<IoResult> UringFiles::read(int fd, std::span<std::byte> buf, std::uint64_t offset) {
   co_return co_await io::read_at(fd, buf, offset);
 }
+IoResult UringFiles::read_now(int fd, std::span<std::byte> buf, std::uint64_t offset) {
+  const ssize_t n = ::pread(fd, buf.data(), buf.size(), static_cast<off_t>(offset));
+  return IoResult{n < 0 ? -errno : static_cast<int>(n)};
+}
 Task<IoResult> UringFiles::write(int fd, std::span<const std::byte> buf, std::uint64_t offset) {
   co_return co_await io::write_at(fd, buf, offset);
 }

@@ -25,6 +25,9 @@ class WalFiles {
   virtual Task<IoResult> open(int dir_fd, std::string name, int flags, mode_t mode) = 0;
   virtual Task<IoResult> close(int fd) = 0;
   virtual Task<IoResult> read(int fd, std::span<std::byte> buf, std::uint64_t offset) = 0;
+  // A blocking read (pread), safe from any thread: for a snapshot file's pieces, read where
+  // no await is possible (a helper thread) or worth it (mostly in the page cache).
+  virtual IoResult read_now(int fd, std::span<std::byte> buf, std::uint64_t offset) = 0;
   virtual Task<IoResult> write(int fd, std::span<const std::byte> buf, std::uint64_t offset) = 0;
   virtual Task<IoResult> fdatasync(int fd) = 0;
   virtual Task<IoResult> fsync(int fd) = 0;
@@ -51,6 +54,7 @@ class UringFiles final : public WalFiles {
   Task<IoResult> open(int dir_fd, std::string name, int flags, mode_t mode) override;
   Task<IoResult> close(int fd) override;
   Task<IoResult> read(int fd, std::span<std::byte> buf, std::uint64_t offset) override;
+  IoResult read_now(int fd, std::span<std::byte> buf, std::uint64_t offset) override;
   Task<IoResult> write(int fd, std::span<const std::byte> buf, std::uint64_t offset) override;
   Task<IoResult> fdatasync(int fd) override;
   Task<IoResult> fsync(int fd) override;
@@ -91,6 +95,9 @@ class FaultyFiles final : public WalFiles {
   Task<IoResult> fallocate(int fd, int mode, std::uint64_t offset, std::uint64_t length) override;
   Task<IoResult> rename(int dir_fd, std::string from, std::string to) override;
   Task<IoResult> unlink(int dir_fd, std::string name) override;
+  IoResult read_now(int fd, std::span<std::byte> buf, std::uint64_t offset) override {
+    return inner_->read_now(fd, buf, offset);
+  }
   std::vector<std::string> list(int dir_fd) override { return inner_->list(dir_fd); }
   IoResult file_size(int fd, std::uint64_t& size) override { return inner_->file_size(fd, size); }
   IoResult truncate(int fd, std::uint64_t size) override { return inner_->truncate(fd, size); }

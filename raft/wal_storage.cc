@@ -119,6 +119,156 @@ struct PayloadReader {
   bool finished() const { return ok && pos == data.size(); }
 };
 
+// The snapshot file's header, before its data: magic u64, version u32, data crc u32, index
+// u64, term u64, data length u64, crc u32 of the 40 bytes before it.
+std::vector<std::byte> snapshot_header(LogIndex index, Term term, std::uint64_t length,
+                                       std::uint32_t crc) {
+  std::vector<std::byte> out;
+  put(out, kSnapshotMagic, 8);
+  put(out, kFormatVersion, 4);
+  put(out, crc, 4);
+  put(out, index.value, 8);
+  put(out, term.value, 8);
+  put(out, length, 8);
+  put(out, crc32c(std::span(out.data(), 40)), 4);
+  return out;
+}
+
+}  // namespace
+
+// A snapshot file's data, read through its own fd (which survives the renames and the unlink
+// that later make it current and then obsolete). Made by a sink under a temporary name, which
+// goes on the storage's list of files to remove unless the storage adopts it as a snapshot.
+class WalStorage::SnapshotFile final : public SnapshotData::Source {
+ public:
+  SnapshotFile(const void* owner, std::shared_ptr<WalFiles> files, int fd, std::string path,
+               LogIndex index, Term term, std::uint64_t size, std::uint32_t crc,
+               std::shared_ptr<std::vector<std::string>> abandoned, std::string temporary)
+      : owner_(owner), files_(std::move(files)), fd_(fd), path_(std::move(path)), index_(index),
+        term_(term), size_(size), crc_(crc), abandoned_(std::move(abandoned)),
+        temporary_(std::move(temporary)) {}
+  SnapshotFile(const SnapshotFile&) = delete;
+  SnapshotFile& operator=(const SnapshotFile&) = delete;
+  ~SnapshotFile() override {
+    files_->close_now(fd_);
+    if (!temporary_.empty()) abandoned_->push_back(temporary_);
+  }
+
+  std::uint64_t size() const noexcept override { return size_; }
+  std::uint32_t crc() const noexcept override { return crc_; }
+  void read(std::uint64_t offset, std::span<char> out) const override {
+    std::size_t done = 0;
+    while (done < out.size()) {
+      const IoResult r = files_->read_now(
+          fd_, std::as_writable_bytes(out.subspan(done)), kSnapshotHeaderBytes + offset + done);
+      if (!r.ok() || r.bytes() == 0) {
+        throw std::runtime_error("cannot read the snapshot " + path_ + ": " +
+                                 (r.ok() ? "it is shorter than its header says" : r.message()));
+      }
+      done += r.bytes();
+    }
+  }
+
+  // This storage's file of snapshot (index, term), or null.
+  static const SnapshotFile* of(const SnapshotData& data, const void* owner, LogIndex index, Term term) {
+    const auto* f = dynamic_cast<const SnapshotFile*>(data.source());
+    return f != nullptr && f->owner_ == owner && f->index_ == index && f->term_ == term ? f : nullptr;
+  }
+  int fd() const noexcept { return fd_; }
+  const std::string& temporary() const noexcept { return temporary_; }
+  // The storage renamed it into place: it is no longer a temporary to remove.
+  void adopted() const noexcept { temporary_.clear(); }
+
+ private:
+  const void* owner_;
+  std::shared_ptr<WalFiles> files_;
+  int fd_;
+  std::string path_;
+  LogIndex index_;
+  Term term_;
+  std::uint64_t size_;
+  std::uint32_t crc_;
+  std::shared_ptr<std::vector<std::string>> abandoned_;
+  mutable std::string temporary_;  // Empty once adopted (or for a recovered snapshot).
+};
+
+// Writes a snapshot's data after a header's room in a temporary file; finish() writes the
+// header and hands the file over (not yet durable: save_snapshot syncs and renames it). A
+// write error or a full disk fails the sink, not the storage: nothing durable depends on it.
+class WalStorage::SnapshotFileSink final : public SnapshotSink {
+ public:
+  SnapshotFileSink(const void* owner, std::shared_ptr<WalFiles> files, int dir_fd, std::string dir,
+                   LogIndex index, Term term, std::string temporary,
+                   std::shared_ptr<std::vector<std::string>> abandoned)
+      : owner_(owner), files_(std::move(files)), dir_fd_(dir_fd), dir_(std::move(dir)), index_(index),
+        term_(term), temporary_(std::move(temporary)), abandoned_(std::move(abandoned)) {}
+  ~SnapshotFileSink() override {
+    if (fd_ >= 0) {
+      files_->close_now(fd_);
+      abandoned_->push_back(temporary_);
+    }
+  }
+
+  std::uint64_t size() const noexcept override { return size_; }
+  std::uint32_t crc() const noexcept override { return crc_; }
+
+  Task<void> append(std::string bytes) override {
+    URAFT_ASSERT(!finished_);
+    const std::uint64_t at = size_;
+    size_ += bytes.size();
+    crc_ = crc32c(as_bytes(bytes), crc_);
+    co_await write(std::as_bytes(std::span(bytes.data(), bytes.size())), kSnapshotHeaderBytes + at);
+  }
+
+  Task<SnapshotData> finish() override {
+    URAFT_ASSERT(!finished_);
+    finished_ = true;
+    const std::vector<std::byte> header = snapshot_header(index_, term_, size_, crc_);
+    co_await write(header, 0);
+    auto file = std::make_shared<SnapshotFile>(owner_, files_, std::exchange(fd_, -1),
+                                               dir_ + "/" + temporary_, index_, term_, size_, crc_,
+                                               abandoned_, temporary_);
+    co_return SnapshotData(std::move(file));
+  }
+
+ private:
+  Task<void> write(std::span<const std::byte> bytes, std::uint64_t offset) {
+    if (fd_ < 0) {
+      URAFT_ASSERT(!broken_);
+      const IoResult r = co_await files_->open(dir_fd_, temporary_, O_RDWR | O_CREAT | O_TRUNC, 0644);
+      if (!r.ok()) broken("cannot create", r);
+      fd_ = r.res;
+    }
+    std::size_t done = 0;
+    while (done < bytes.size()) {
+      const IoResult r = co_await files_->write(fd_, bytes.subspan(done), offset + done);
+      if (!r.ok() || r.bytes() == 0) broken("cannot write", r);
+      done += r.bytes();
+    }
+  }
+  [[noreturn]] void broken(const char* what, const IoResult& r) {
+    broken_ = true;
+    throw std::runtime_error(std::string(what) + " " + dir_ + "/" + temporary_ + ": " +
+                             (r.ok() ? "no progress" : r.message()));
+  }
+
+  const void* owner_;
+  std::shared_ptr<WalFiles> files_;
+  int dir_fd_;
+  std::string dir_;
+  LogIndex index_;
+  Term term_;
+  std::string temporary_;
+  std::shared_ptr<std::vector<std::string>> abandoned_;
+  int fd_ = -1;
+  std::uint64_t size_ = 0;
+  std::uint32_t crc_ = 0;
+  bool finished_ = false;
+  bool broken_ = false;
+};
+
+namespace {
+
 struct SegmentHeader {
   std::uint64_t seq = 0;
   HardState hard_state;
@@ -296,7 +446,9 @@ struct WalStorage::Impl {
 
   // Reads every segment and the current snapshot; throws WalRecoveryError where recovery
   // must refuse. `window` bounds how far a torn write can reach.
-  static Task<Scan> scan(WalFiles& files, int dir_fd, std::string dir, std::size_t window) {
+  static Task<Scan> scan(std::shared_ptr<WalFiles> shared_files, const void* owner, int dir_fd,
+                         std::string dir, std::size_t window) {
+    WalFiles& files = *shared_files;
     Scan scan;
     std::vector<std::pair<std::uint64_t, std::string>> snapshots;
     for (const std::string& name : files.list(dir_fd)) {
@@ -403,8 +555,8 @@ struct WalStorage::Impl {
       const bool present = std::any_of(snapshots.begin(), snapshots.end(),
                                        [&](const auto& s) { return s.second == name; });
       if (!present) throw WalRecoveryError(where, 0, "the snapshot the log names is missing");
-      std::vector<std::byte> bytes = co_await read_whole(files, dir_fd, name);
-      scan.state.snapshot = parse_snapshot(bytes, final_marker->marker, where);
+      scan.state.snapshot =
+          co_await open_snapshot(shared_files, owner, dir_fd, name, final_marker->marker, where);
     }
     co_return scan;
   }
@@ -501,45 +653,67 @@ struct WalStorage::Impl {
     }
   }
 
-  static SnapshotRecord parse_snapshot(std::span<const std::byte> bytes, const SnapshotMarker& m,
-                                       const std::string& where) {
-    if (bytes.size() < kSnapshotHeaderBytes) throw WalRecoveryError(where, 0, "shorter than its header");
-    const std::byte* h = bytes.data();
-    if (load_le(h + 40, 4) != crc32c(std::span(h, 40))) throw WalRecoveryError(where, 0, "bad header checksum");
-    if (load_le(h, 8) != kSnapshotMagic) throw WalRecoveryError(where, 0, "not a snapshot file");
-    if (load_le(h + 8, 4) != kFormatVersion) throw WalRecoveryError(where, 8, "unknown format version");
-    const LogIndex index{load_le(h + 16, 8)};
-    const Term term{load_le(h + 24, 8)};
-    const std::uint64_t length = load_le(h + 32, 8);
-    if (index != m.index || term != m.term || length != m.length) {
-      throw WalRecoveryError(where, 16, "does not match the log's snapshot record");
+  // Opens the snapshot file `name`, checks its header against the log's record and its data
+  // against the checksum (a piece at a time), and keeps it open for reading.
+  static Task<SnapshotRecord> open_snapshot(std::shared_ptr<WalFiles> files, const void* owner,
+                                            int dir_fd, std::string name, SnapshotMarker m,
+                                            std::string where) {
+    const IoResult opened = co_await files->open(dir_fd, name, O_RDONLY, 0);
+    if (!opened.ok()) throw WalRecoveryError(where, 0, "cannot open: " + opened.message());
+    const int fd = opened.res;
+    std::string problem;
+    std::uint64_t problem_at = 0;
+    std::uint64_t size = 0;
+    std::vector<std::byte> buf(kSnapshotHeaderBytes);
+    IoResult r = files->file_size(fd, size);
+    if (!r.ok()) {
+      problem = "cannot stat: " + r.message();
+    } else if (size < kSnapshotHeaderBytes) {
+      problem = "shorter than its header";
+    } else if (r = co_await files->read(fd, buf, 0); !r.ok() || r.bytes() != kSnapshotHeaderBytes) {
+      problem = r.ok() ? "short read" : "read failed: " + r.message();
+    } else {
+      const std::byte* h = buf.data();
+      const std::uint64_t length = load_le(h + 32, 8);
+      if (load_le(h + 40, 4) != crc32c(std::span(h, 40))) {
+        problem = "bad header checksum";
+      } else if (load_le(h, 8) != kSnapshotMagic) {
+        problem = "not a snapshot file";
+      } else if (load_le(h + 8, 4) != kFormatVersion) {
+        problem = "unknown format version", problem_at = 8;
+      } else if (LogIndex{load_le(h + 16, 8)} != m.index || Term{load_le(h + 24, 8)} != m.term ||
+                 length != m.length) {
+        problem = "does not match the log's snapshot record", problem_at = 16;
+      } else if (size - kSnapshotHeaderBytes != length) {
+        problem = "holds " + std::to_string(size - kSnapshotHeaderBytes) +
+                  " data bytes, its header says " + std::to_string(length);
+        problem_at = kSnapshotHeaderBytes;
+      } else {
+        const std::uint64_t header_crc = load_le(h + 12, 4);
+        buf.resize(std::min<std::uint64_t>(length, std::uint64_t{1} << 20));  // h is gone now.
+        std::uint32_t crc = 0;
+        for (std::uint64_t at = 0; at < length && problem.empty();) {
+          const std::size_t n = static_cast<std::size_t>(std::min<std::uint64_t>(buf.size(), length - at));
+          r = co_await files->read(fd, std::span(buf.data(), n), kSnapshotHeaderBytes + at);
+          if (!r.ok() || r.bytes() == 0) {
+            problem = r.ok() ? "file shrank while read" : "read failed: " + r.message();
+          } else {
+            crc = crc32c(std::span(buf.data(), r.bytes()), crc);
+            at += r.bytes();
+          }
+        }
+        if (problem.empty() && (crc != m.crc || header_crc != m.crc)) {
+          problem = "bad data checksum", problem_at = kSnapshotHeaderBytes;
+        }
+      }
     }
-    if (bytes.size() - kSnapshotHeaderBytes != length) {
-      throw WalRecoveryError(where, kSnapshotHeaderBytes, "holds " +
-                                 std::to_string(bytes.size() - kSnapshotHeaderBytes) +
-                                 " data bytes, its header says " + std::to_string(length));
+    if (!problem.empty()) {
+      files->close_now(fd);
+      throw WalRecoveryError(where, problem_at, problem);
     }
-    const std::span<const std::byte> data = bytes.subspan(kSnapshotHeaderBytes);
-    if (crc32c(data) != m.crc || load_le(h + 12, 4) != m.crc) {
-      throw WalRecoveryError(where, kSnapshotHeaderBytes, "bad data checksum");
-    }
-    return SnapshotRecord{index, term,
-                          std::string(reinterpret_cast<const char*>(data.data()), data.size())};
-  }
-
-  static std::vector<std::byte> snapshot_file(const SnapshotRecord& s, std::uint32_t crc) {
-    std::vector<std::byte> out;
-    out.reserve(kSnapshotHeaderBytes + s.data.size());
-    put(out, kSnapshotMagic, 8);
-    put(out, kFormatVersion, 4);
-    put(out, crc, 4);
-    put(out, s.last_included_index.value, 8);
-    put(out, s.last_included_term.value, 8);
-    put(out, s.data.size(), 8);
-    put(out, crc32c(std::span(out.data(), 40)), 4);
-    const auto data = as_bytes(s.data);
-    out.insert(out.end(), data.begin(), data.end());
-    return out;
+    auto file = std::make_shared<SnapshotFile>(owner, files, fd, where, m.index, m.term, m.length,
+                                               m.crc, nullptr, std::string());
+    co_return SnapshotRecord{m.index, m.term, SnapshotData(std::move(file))};
   }
 };
 
@@ -588,7 +762,8 @@ Task<std::unique_ptr<WalStorage>> WalStorage::open(std::string dir, WalOptions o
   }
   self->lock_fd_ = lock_fd.res;
 
-  Impl::Scan scan = co_await Impl::scan(files, self->dir_fd_, dir, self->options_.group_bytes_max);
+  Impl::Scan scan = co_await Impl::scan(self->files_, self.get(), self->dir_fd_, dir,
+                                        self->options_.group_bytes_max);
 
   // Recovery accepted the directory: now repair it.
   for (std::string& w : scan.warnings) self->warn(std::move(w));
@@ -667,7 +842,7 @@ Task<RecoveredState> WalStorage::load() {
     co_return state;
   }
   while (writer_running_) co_await writer_idle_.wait();
-  Impl::Scan scan = co_await Impl::scan(*files_, dir_fd_, dir_, options_.group_bytes_max);
+  Impl::Scan scan = co_await Impl::scan(files_, this, dir_fd_, dir_, options_.group_bytes_max);
   co_return std::move(scan.state);
 }
 
@@ -915,15 +1090,23 @@ Task<void> WalStorage::sync(int fd, bool data_only, std::string what) {
   throw WalWriteError(write_problem_);
 }
 
-Task<void> WalStorage::write_snapshot(Stage& stage) {
-  const SnapshotRecord& s = *stage.snapshot;
-  const std::string name = snapshot_name(s.last_included_index);
-  const std::string tmp = name + ".tmp";
-  const std::uint32_t crc = crc32c(as_bytes(s.data));
-  // 1. The file, whole and durable, under a temporary name.
+std::unique_ptr<SnapshotSink> WalStorage::snapshot_sink(LogIndex index, Term term) {
+  return std::make_unique<SnapshotFileSink>(this, files_, dir_fd_, dir_, index, term,
+                                            temporary_name(index), abandoned_);
+}
+
+std::string WalStorage::temporary_name(LogIndex index) {
+  char buf[80];
+  std::snprintf(buf, sizeof buf, "snapshot-%020" PRIu64 "-%" PRIu64 ".tmp", index.value,
+                ++temporaries_made_);
+  return buf;
+}
+
+Task<SnapshotData> WalStorage::copy_snapshot(const SnapshotRecord& s) {
+  const std::string tmp = temporary_name(s.last_included_index);
   int fd = -1;
   for (;;) {
-    const IoResult r = co_await files_->open(dir_fd_, tmp, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    const IoResult r = co_await files_->open(dir_fd_, tmp, O_RDWR | O_CREAT | O_TRUNC, 0644);
     if (r.ok()) {
       fd = r.res;
       break;
@@ -932,19 +1115,42 @@ Task<void> WalStorage::write_snapshot(Stage& stage) {
     co_await stall_on_no_space(tmp);
   }
   try {
-    co_await write_all(fd, Impl::snapshot_file(s, crc), 0, tmp);
-    co_await sync(fd, false, tmp);
+    co_await write_all(fd, snapshot_header(s.last_included_index, s.last_included_term,
+                                           s.data.size(), s.data.crc()),
+                       0, tmp);
+    constexpr std::size_t kPiece = std::size_t{1} << 20;
+    for (std::uint64_t at = 0; at < s.data.size(); at += kPiece) {
+      const std::string piece = s.data.read(at, kPiece);
+      const auto bytes = as_bytes(piece);
+      co_await write_all(fd, std::vector<std::byte>(bytes.begin(), bytes.end()),
+                         kSnapshotHeaderBytes + at, tmp);
+    }
   } catch (...) {
-    (void)files_->truncate(fd, 0);
     files_->close_now(fd);
+    abandoned_->push_back(tmp);
     throw;
   }
-  (void)co_await files_->close(fd);
+  co_return SnapshotData(std::make_shared<SnapshotFile>(
+      this, files_, fd, dir_ + "/" + tmp, s.last_included_index, s.last_included_term,
+      s.data.size(), s.data.crc(), abandoned_, tmp));
+}
+
+Task<void> WalStorage::write_snapshot(Stage& stage) {
+  SnapshotRecord& s = *stage.snapshot;
+  const std::string name = snapshot_name(s.last_included_index);
+  // 1. The file, whole and durable, under a temporary name: the one a sink of ours wrote
+  //    (a received or a service's snapshot), or a copy of bytes from elsewhere.
+  if (SnapshotFile::of(s.data, this, s.last_included_index, s.last_included_term) == nullptr) {
+    s.data = co_await copy_snapshot(s);
+  }
+  const SnapshotFile& file = *SnapshotFile::of(s.data, this, s.last_included_index, s.last_included_term);
+  co_await sync(file.fd(), false, file.temporary());
   // 2. Renamed into place, and the rename durable.
-  if (const IoResult r = co_await files_->rename(dir_fd_, tmp, name); !r.ok()) {
-    fail("cannot rename " + dir_ + "/" + tmp + ": " + r.message());
+  if (const IoResult r = co_await files_->rename(dir_fd_, file.temporary(), name); !r.ok()) {
+    fail("cannot rename " + dir_ + "/" + file.temporary() + ": " + r.message());
     throw WalWriteError(write_problem_);
   }
+  file.adopted();
   co_await sync(dir_fd_, false, "the data directory");
   // 3. The log's record that makes it current. Until it is durable, recovery ignores the file.
   std::vector<std::byte> payload;
@@ -952,7 +1158,7 @@ Task<void> WalStorage::write_snapshot(Stage& stage) {
   put(payload, s.last_included_term.value, 8);
   put(payload, static_cast<std::uint64_t>(stage.action), 1);
   put(payload, s.data.size(), 8);
-  put(payload, crc, 4);
+  put(payload, s.data.crc(), 4);
   std::vector<std::byte> record;
   append_wal_record(record, WalRecordType::kSnapshot, payload);
   co_await write_records(std::move(record), 0);
@@ -961,8 +1167,11 @@ Task<void> WalStorage::write_snapshot(Stage& stage) {
   wal_snapshot_index_ = s.last_included_index;
   wal_hard_state_ = stage.hard_after;
   wal_last_index_ = stage.last_after;
-  // 4. The previous snapshot and the segments the new one makes obsolete go.
+  // 4. The previous snapshot, the temporaries no one will finish, and the segments the new
+  //    snapshot makes obsolete go.
   if (previous > LogIndex{0}) (void)co_await files_->unlink(dir_fd_, snapshot_name(previous));
+  std::vector<std::string> abandoned = std::exchange(*abandoned_, {});
+  for (const std::string& tmp : abandoned) (void)co_await files_->unlink(dir_fd_, tmp);
   co_await compact(s.last_included_index);
 }
 

@@ -90,6 +90,8 @@ class WalStorage final : public Storage {
   Task<void> save_hard_state(HardState state) override;
   Task<void> append(LogIndex first, std::vector<LogEntry> entries) override;
   Task<void> save_snapshot(SnapshotRecord snapshot, SnapshotLogAction action) override;
+  // A temporary file in the directory; saving what it finishes with renames it into place.
+  std::unique_ptr<SnapshotSink> snapshot_sink(LogIndex index, Term term) override;
 
   // Why writes are stopped ("no space left on device ..." while retrying, or the error
   // that failed them for good); empty while writes flow.
@@ -109,6 +111,8 @@ class WalStorage final : public Storage {
  private:
   // One group commit or one snapshot, in the order writes were issued.
   struct Stage;
+  class SnapshotFile;
+  class SnapshotFileSink;
   struct Segment {
     std::uint64_t seq = 0;
     std::uint64_t max_index = 0;  // Highest entry index any record in it wrote.
@@ -123,6 +127,9 @@ class WalStorage final : public Storage {
   static Task<void> run_writer(WalStorage* self);
   Task<void> write_group(Stage& stage);
   Task<void> write_snapshot(Stage& stage);
+  // Writes snapshot bytes held elsewhere (in memory) to a temporary file of ours.
+  Task<SnapshotData> copy_snapshot(const SnapshotRecord& s);
+  std::string temporary_name(LogIndex index);
   // Writes records at the end of the newest segment (rotating first if they do not fit) and
   // makes them durable.
   Task<void> write_records(std::vector<std::byte> bytes, std::uint64_t max_index);
@@ -174,6 +181,10 @@ class WalStorage final : public Storage {
   std::string write_problem_;
   WalStats stats_;
   std::vector<std::string> warnings_;
+  // Temporary snapshot files no one will finish or save, to remove after the next snapshot.
+  std::shared_ptr<std::vector<std::string>> abandoned_ =
+      std::make_shared<std::vector<std::string>>();
+  std::uint64_t temporaries_made_ = 0;
 };
 
 }  // namespace uraft

@@ -62,7 +62,7 @@ inline Message random_message(MessageType type, Rng& rng) {
       return InstallSnapshotArgs{random_int<Term>(rng),     random_int<NodeId>(rng),
                                  random_int<LogIndex>(rng), random_int<Term>(rng),
                                  random_u64(rng),           random_string(rng),
-                                 random_bool(rng)};
+                                 random_bool(rng),          static_cast<std::uint32_t>(rng())};
     case MessageType::kInstallSnapshotReply:
       return InstallSnapshotReply{random_int<Term>(rng), random_u64(rng), random_bool(rng)};
     case MessageType::kTimeoutNowArgs:

@@ -162,7 +162,8 @@ TEST_CASE("a repeated AppendEntries does not acknowledge entries before they are
 Task<void> repeated_snapshot(Node* node, GatedStorage* storage) {
   // The term is durable first: only the snapshot's own save is held back below.
   co_await enter_term_2(node);
-  const InstallSnapshotArgs install{Term{2}, NodeId{1}, LogIndex{50}, Term{1}, 0, "state", true};
+  const InstallSnapshotArgs install{Term{2},  NodeId{1}, LogIndex{50}, Term{1}, 0, "state", true,
+                                    SnapshotData("state").crc()};
   const std::vector<Message> replies = co_await twice_while_closed(node, storage, install);
   for (const Message& m : replies) CHECK(std::get<InstallSnapshotReply>(m).term == Term{2});
   REQUIRE(storage->durable.snapshot().has_value());
@@ -270,8 +271,9 @@ Task<void> chunks_with_late_duplicate(Node* node, GatedStorage* storage) {
   const NodeId leader{1};
   const InstallSnapshotArgs first{Term{2}, leader, LogIndex{50}, Term{2}, 0, "new-", false};
   const InstallSnapshotArgs stale{Term{2}, leader, LogIndex{40}, Term{2}, 0, "old-", false};
-  const InstallSnapshotArgs last{Term{2}, leader, LogIndex{50}, Term{2}, 4, "state", true};
-  const InstallSnapshotArgs stale_next{Term{2}, leader, LogIndex{40}, Term{2}, 4, "x", true};
+  const std::uint32_t crc = SnapshotData("new-state").crc();
+  const InstallSnapshotArgs last{Term{2}, leader, LogIndex{50}, Term{2}, 4, "state", true, crc};
+  const InstallSnapshotArgs stale_next{Term{2}, leader, LogIndex{40}, Term{2}, 4, "x", true, crc};
   CHECK((co_await snapshot_reply(node, first)).next_offset == 4);
   const InstallSnapshotReply late = co_await snapshot_reply(node, stale);
   CHECK_FALSE(late.installed);

@@ -285,7 +285,7 @@ Task<void> installs_snapshot(Cluster* c) {
   REQUIRE(applied.size() == 6);
   CHECK(applied[0].kind == ApplyMsg::Kind::kSnapshot);
   CHECK(applied[0].index == LogIndex{25});
-  CHECK(applied[0].data == "state@25");
+  CHECK(applied[0].snapshot == "state@25");
   for (std::size_t i = 1; i < 6; ++i) CHECK(applied[i].index == LogIndex{25 + i});
   CHECK(c->servers[lagging].node->log().snapshot_index() == LogIndex{25});
   co_await c->stop();
@@ -325,7 +325,7 @@ Task<void> installs_large_snapshot(Cluster* c, std::size_t bytes, Duration link_
   REQUIRE(applied.size() == 6);
   CHECK(applied[0].kind == ApplyMsg::Kind::kSnapshot);
   CHECK(applied[0].index == LogIndex{25});
-  CHECK(applied[0].data == state);
+  CHECK(applied[0].snapshot == state);
   for (const auto& s : c->servers) CHECK(s.node->current_term() == term);
   CHECK(c->leader() == l);
   co_await c->stop();

@@ -194,13 +194,17 @@ Task<IoResult> SimFs::close(int fd) {
 }
 
 Task<IoResult> SimFs::read(int fd, std::span<std::byte> buf, std::uint64_t offset) {
+  co_return read_now(fd, buf, offset);
+}
+
+IoResult SimFs::read_now(int fd, std::span<std::byte> buf, std::uint64_t offset) {
   Fd* f = find(fd);
-  if (f == nullptr || !f->file) co_return IoResult{-EBADF};
+  if (f == nullptr || !f->file) return IoResult{-EBADF};
   const Bytes& bytes = f->file->cached;
-  if (offset >= bytes.size()) co_return IoResult{0};
+  if (offset >= bytes.size()) return IoResult{0};
   const std::size_t n = std::min<std::size_t>(buf.size(), bytes.size() - offset);
   std::memcpy(buf.data(), bytes.data() + offset, n);
-  co_return IoResult{static_cast<int>(n)};
+  return IoResult{static_cast<int>(n)};
 }
 
 Task<IoResult> SimFs::write(int fd, std::span<const std::byte> buf, std::uint64_t offset) {

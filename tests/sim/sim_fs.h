@@ -66,6 +66,7 @@ class SimFs final : public WalFiles {
   Task<IoResult> open(int dir_fd, std::string name, int flags, mode_t mode) override;
   Task<IoResult> close(int fd) override;
   Task<IoResult> read(int fd, std::span<std::byte> buf, std::uint64_t offset) override;
+  IoResult read_now(int fd, std::span<std::byte> buf, std::uint64_t offset) override;
   Task<IoResult> write(int fd, std::span<const std::byte> buf, std::uint64_t offset) override;
   Task<IoResult> fdatasync(int fd) override;
   Task<IoResult> fsync(int fd) override;

@@ -176,7 +176,7 @@ Task<void> LabConfig::start1(int i) {
     const std::optional<SnapshotRecord>& snap = saved_[at(i)]->snapshot();
     if (snap && !snap->data.empty()) {
       // Mimic the KV server and process the snapshot now.
-      const std::string err = ingest_snap(i, snap->data, -1);
+      const std::string err = ingest_snap(i, snap->data.str(), -1);
       if (!err.empty()) fatalf(err);
     }
   } else {
@@ -285,7 +285,7 @@ Task<void> LabConfig::applier_snap(LabConfig* cfg, int i, Node* rf, std::uint64_
     if (!cfg->invariants_hold(i, instance, *m)) co_return;
     std::string err_msg;
     if (m->kind == ApplyMsg::Kind::kSnapshot) {
-      err_msg = cfg->ingest_snap(i, m->data, static_cast<std::int64_t>(m->index.value));
+      err_msg = cfg->ingest_snap(i, m->snapshot.str(), static_cast<std::int64_t>(m->index.value));
     } else {
       const auto index = static_cast<std::int64_t>(m->index.value);
       if (index != cfg->last_applied_[at(i)] + 1) {
