@@ -243,6 +243,12 @@ void Node::on_append_reply(RoleState& role, NodeId peer, LogIndex sent_last,
     return;
   }
   p.pipelining = false;
+  if (reply.conflict_term == Term{0} && reply.log_length <= p.match_index) {
+    // Its log ends below what it acknowledged: it lost its disk (it restarted on an empty or
+    // an older data directory). What it acknowledged is committed and stays so; it starts
+    // again from where its log ends, with the snapshot if the entries are compacted here.
+    p.match_index = LogIndex{reply.log_length.value - 1};
+  }
   // Figure 2, Leaders, 3: on a rejection decrement nextIndex and retry — by a whole term at a
   // time, with the follower's hints.
   p.next_index = next_index_after_reject(log_, p.match_index, reply);

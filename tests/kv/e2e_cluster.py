@@ -5,7 +5,9 @@ after kill -9 of the leader without losing acknowledged writes, a restarted node
 (from its own snapshot and through InstallSnapshot), a full stop and start, and a benchmark
 run without errors. Usage: e2e_cluster.py path/to/uraftd [case ...]"""
 
+import os
 import re
+import shutil
 import subprocess
 import time
 
@@ -166,6 +168,43 @@ def lagging_follower_catches_up_through_a_snapshot(uraftd):
             assert "installed snapshot" in f.read()
         ks = info(c.client_ports[lagging], "keyspace")
         assert ks.get("db0", "").startswith("keys=2000,"), ks
+
+
+@case
+def follower_with_an_empty_data_dir_catches_up_in_many_chunks(uraftd):
+    # Goal: a follower whose data directory was wiped gets a snapshot many chunks long (the
+    # leader's file, streamed 1 MiB at a time into the follower's), restores it, and applies
+    # the same index, with writes going on meanwhile and no election on the way. The leader
+    # took its snapshots in a child process.
+    with running_cluster(uraftd, extra=["--snapshot-log-bytes", "2000000"]) as c:
+        c.start_all()
+        leader = c.leader()
+        wiped = (leader + 1) % c.n
+        cl = Client(c.client_ports[leader])
+        value = "z" * 8192
+        for round_ in range(6):  # About 24 MiB of state.
+            pipeline = b"".join(Client.encode("SET", f"w{round_}k{k}", value) for k in range(500))
+            cl.send_raw(pipeline)
+            for _ in range(500):
+                assert cl.read_reply() == b"OK"
+        wait_applied_equal(c, list(range(c.n)))
+        term = info(c.client_ports[leader])["term"]
+        c.stop(wiped)
+        shutil.rmtree(os.path.join(c.dir, f"node{wiped}"))
+        c.start(wiped)
+        for k in range(50):  # Writes while it catches up.
+            assert cl.call("SET", f"during{k}", "x") == b"OK"
+        cl.close()
+        wait_applied_equal(c, list(range(c.n)), timeout=60.0)
+        assert info(c.client_ports[leader])["term"] == term, "an election happened"
+        assert info(c.client_ports[wiped])["term"] == term
+        ks = info(c.client_ports[wiped], "keyspace")
+        assert ks.get("db0", "").startswith("keys=3050,"), ks
+        with open(c.logs[wiped]) as f:
+            assert "installed snapshot" in f.read()
+        with open(c.logs[leader]) as f:
+            assert "by a child" in f.read()
+        assert int(info(c.client_ports[leader], "stats")["snapshot_fork_usec"]) >= 0
 
 
 @case

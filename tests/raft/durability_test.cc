@@ -289,6 +289,31 @@ TEST_CASE("a late first chunk of an older snapshot does not derail the one being
   run_on_node(chunks_with_late_duplicate);
 }
 
+// The last chunk's checksum does not match the bytes assembled (a chunk corrupted or from
+// elsewhere): nothing is installed, the follower asks for the snapshot from its start, and the
+// same snapshot sent again whole is installed.
+Task<void> chunks_with_bad_checksum(Node* node, GatedStorage* storage) {
+  const NodeId leader{1};
+  const std::uint32_t crc = SnapshotData("new-state").crc();
+  const InstallSnapshotArgs first{Term{2}, leader, LogIndex{50}, Term{2}, 0, "new-", false};
+  const InstallSnapshotArgs wrong{Term{2}, leader, LogIndex{50}, Term{2}, 4, "STATE", true, crc};
+  const InstallSnapshotArgs right{Term{2}, leader, LogIndex{50}, Term{2}, 4, "state", true, crc};
+  CHECK((co_await snapshot_reply(node, first)).next_offset == 4);
+  const InstallSnapshotReply refused = co_await snapshot_reply(node, wrong);
+  CHECK_FALSE(refused.installed);
+  CHECK_FALSE(storage->durable.snapshot().has_value());
+  // What it held is gone: the last chunk alone does not follow anything now.
+  CHECK((co_await snapshot_reply(node, right)).next_offset == 0);
+  CHECK((co_await snapshot_reply(node, first)).next_offset == 4);
+  CHECK((co_await snapshot_reply(node, right)).installed);
+  REQUIRE(storage->durable.snapshot().has_value());
+  CHECK(storage->durable.snapshot()->data == "new-state");
+}
+
+TEST_CASE("a snapshot whose bytes do not match the leader's checksum is not installed") {
+  run_on_node(chunks_with_bad_checksum);
+}
+
 TEST_CASE("a write issued before a log cut does not make the cut-off part durable") {
   run_on_writer(cut_during_write);
 }

@@ -339,6 +339,37 @@ TEST_CASE("a snapshot larger than a frame reaches a lagging follower, in chunks"
   loop->run(installs_large_snapshot(&c, (std::size_t{64} << 20) + 4096, Duration{0}));
 }
 
+// A follower in step with the leader loses its disk (restarts on empty storage) after the
+// leader took a snapshot: its log now ends below what it acknowledged, and it gets the
+// snapshot rather than being asked forever for entries after its old match.
+Task<void> wiped_follower_catches_up(Cluster* c) {
+  co_await c->start_all();
+  const std::size_t l = co_await c->wait_leader();
+  const Term term = c->servers[l].node->current_term();
+  for (int i = 1; i <= 30; ++i)
+    (void)c->servers[l].node->start(numbered("x", static_cast<std::size_t>(i)));
+  CHECK(co_await c->wait_applied(30));  // On all three: the leader knows they match at 30.
+  for (std::size_t i = 0; i < 3; ++i) co_await c->servers[i].node->snapshot(LogIndex{25}, "state@25");
+  const std::size_t wiped = (l + 1) % 3;
+  co_await c->crash(wiped);
+  c->servers[wiped].storage = std::make_unique<MemStorage>();
+  co_await c->start(wiped);
+  CHECK(co_await c->wait_applied(30));
+  const auto& applied = c->servers[wiped].applied;
+  REQUIRE(applied.size() == 6);
+  CHECK(applied[0].snapshot == "state@25");
+  CHECK(c->servers[l].node->current_term() == term);
+  co_await c->stop();
+}
+
+TEST_CASE("a follower restarted on empty storage gets the snapshot") {
+  // Goal: the leader lowers its match index of a follower whose log ends below it (without
+  // that, it kept asking for entries after the old match, and the follower never caught up).
+  auto loop = Loop::simulated({.seed = 3});
+  Cluster c(3);
+  loop->run(wiped_follower_catches_up(&c));
+}
+
 TEST_CASE("a snapshot that takes several election timeouts to send costs no election") {
   // Goal: heartbeats keep flowing while the chunks are out: 40 chunks over a 25 ms link
   // take 2 s, against an election timeout of 300-600 ms.
