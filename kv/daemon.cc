@@ -124,7 +124,7 @@ Task<int> run_node(DaemonConfig config, Parts* parts, int signal_fd) {
   service_options.snapshot_log_bytes =
       config.snapshot_log_bytes + config.snapshot_log_bytes / 4 * (config.id % 4);
   service_options.client_addresses = config.client_addresses;
-  service_options.snapshot_in_child = true;
+  service_options.snapshot_in_child = config.snapshot_in_child;
   std::unique_ptr<Service> service;
   std::unique_ptr<Server> server;
   std::string failure;

@@ -38,6 +38,7 @@ struct DaemonConfig {
   // On SIGTERM or SIGINT a leader first hands its leadership to the follower whose log
   // matches furthest (Raft thesis §3.10), so stopping it costs no election timeout.
   bool transfer_on_stop = true;
+  bool snapshot_in_child = true;  // ServiceOptions::snapshot_in_child.
   // Lease reads (Raft thesis §6.4.1): reads on the leader without a quorum round while its
   // lease holds; relies on clocks drifting less than 10% over an election timeout.
   bool lease_reads = false;

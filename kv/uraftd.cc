@@ -59,6 +59,10 @@ int main(int argc, char** argv) {
   app.add_option("--clients-max", config.clients_max, "Connected clients at most")
       ->check(CLI::PositiveNumber)
       ->capture_default_str();
+  app.add_flag("--snapshot-in-child,!--no-snapshot-in-child", config.snapshot_in_child,
+               "Serialize snapshots in a forked child while the node goes on applying (otherwise "
+               "on a thread while writes wait)")
+      ->capture_default_str();
   app.add_flag("--transfer-on-stop,!--no-transfer-on-stop", config.transfer_on_stop,
                "On SIGTERM/SIGINT a leader hands its leadership to a caught-up follower first")
       ->capture_default_str();

@@ -444,7 +444,9 @@ Task<Message> Node::handle_install_snapshot(InstallSnapshotArgs args) {
       // Where the next chunk starts claims nothing durable: if this one is lost on its way
       // to the sink, the next chunk finds the snapshot gone and the leader starts over.
       reply.next_offset = in->size;
+      const IncomingSnapshot* held = in.get();
       reply.installed = co_await store_chunk(std::move(in), std::move(args));
+      if (!reply.installed && incoming_.get() != held) reply.next_offset = 0;  // Dropped.
     } else {
       // Not the chunk that follows ours (one was lost, or we restarted): say where we stand
       // in this snapshot (0: from its start).
@@ -467,11 +469,13 @@ Task<Message> Node::handle_install_snapshot(InstallSnapshotArgs args) {
 
 Task<bool> Node::store_chunk(std::shared_ptr<IncomingSnapshot> in, InstallSnapshotArgs args) {
   bool stored = true;
+  in->writing = true;
   try {
     co_await in->sink->append(std::move(args.data));
   } catch (const std::runtime_error&) {
     stored = false;  // Storage cannot take it (a full disk): the leader will start over.
   }
+  in->writing = args.done && stored;  // Until finished: the sink takes nothing more.
   if (stored && args.done && in->sink->crc() != args.crc) stored = false;  // Not the leader's bytes.
   if (!stored) {
     if (incoming_ == in) incoming_.reset();
@@ -484,6 +488,7 @@ Task<bool> Node::store_chunk(std::shared_ptr<IncomingSnapshot> in, InstallSnapsh
   } catch (const std::runtime_error&) {
     stored = false;
   }
+  in->writing = false;
   // Across the writes: the node may have stopped, moved to a newer term, started on another
   // snapshot, or committed past this one.
   if (!stored || stopping_ || incoming_ != in || current_term_ != args.term) {
@@ -530,7 +535,7 @@ std::shared_ptr<Node::IncomingSnapshot> Node::receive_chunk(const InstallSnapsho
     incoming_ = std::make_shared<IncomingSnapshot>(IncomingSnapshot{
         args.term, args.last_included_index, args.last_included_term,
         storage_.snapshot_sink(args.last_included_index, args.last_included_term)});
-  } else if (!assembling(args) || incoming_->size != args.offset) {
+  } else if (!assembling(args) || incoming_->writing || incoming_->size != args.offset) {
     return nullptr;
   }
   incoming_->size += args.data.size();

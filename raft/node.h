@@ -198,13 +198,15 @@ class Node final : public RpcHandler {
  private:
   // A snapshot a follower is receiving in chunks: from the leader of which term, its last
   // included index and term, where its bytes go (storage's sink), and how many it took
-  // (some may still be on their way to the sink).
+  // (the last chunk's may still be on its way to the sink: `writing`, and then no other chunk
+  // of it is taken, so the sink sees one append at a time, in order).
   struct IncomingSnapshot {
     Term leader_term;
     LogIndex index;
     Term term;
     std::unique_ptr<SnapshotSink> sink;
     std::uint64_t size = 0;
+    bool writing = false;
   };
 
   // The leader's view of one follower (Figure 2, Volatile state on leaders).

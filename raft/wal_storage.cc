@@ -193,7 +193,7 @@ class WalStorage::SnapshotFile final : public SnapshotData::Source {
 };
 
 // Writes a snapshot's data after a header's room in a temporary file; finish() writes the
-// header and hands the file over (not yet durable: save_snapshot syncs and renames it). A
+// header, syncs the file and hands it over (save_snapshot renames it into place). A
 // write error or a full disk fails the sink, not the storage: nothing durable depends on it.
 class WalStorage::SnapshotFileSink final : public SnapshotSink {
  public:
@@ -218,6 +218,13 @@ class WalStorage::SnapshotFileSink final : public SnapshotSink {
     size_ += bytes.size();
     crc_ = crc32c(as_bytes(bytes), crc_);
     co_await write(std::as_bytes(std::span(bytes.data(), bytes.size())), kSnapshotHeaderBytes + at);
+    if (size_ - synced_ >= kSyncEveryBytes) {
+      // A bounded amount of it dirty at a time: a file system that flushes other files' data
+      // with the log's own fdatasync (ext4's ordered mode) would make a group commit wait
+      // for the whole snapshot.
+      synced_ = size_;
+      if (const IoResult r = co_await files_->fdatasync(fd_); !r.ok()) broken("cannot sync", r);
+    }
   }
 
   Task<SnapshotData> finish() override {
@@ -225,6 +232,9 @@ class WalStorage::SnapshotFileSink final : public SnapshotSink {
     finished_ = true;
     const std::vector<std::byte> header = snapshot_header(index_, term_, size_, crc_);
     co_await write(header, 0);
+    // Synced here, by whoever waits for the snapshot, rather than by the writer when it is
+    // saved: a large file's sync would hold up the log's group commits behind it.
+    if (const IoResult r = co_await files_->fdatasync(fd_); !r.ok()) broken("cannot sync", r);
     auto file = std::make_shared<SnapshotFile>(owner_, files_, std::exchange(fd_, -1),
                                                dir_ + "/" + temporary_, index_, term_, size_, crc_,
                                                abandoned_, temporary_);
@@ -260,8 +270,10 @@ class WalStorage::SnapshotFileSink final : public SnapshotSink {
   Term term_;
   std::string temporary_;
   std::shared_ptr<std::vector<std::string>> abandoned_;
+  static constexpr std::uint64_t kSyncEveryBytes = std::uint64_t{16} << 20;
   int fd_ = -1;
   std::uint64_t size_ = 0;
+  std::uint64_t synced_ = 0;  // Data bytes up to here were synced (or are being).
   std::uint32_t crc_ = 0;
   bool finished_ = false;
   bool broken_ = false;

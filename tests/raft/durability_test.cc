@@ -38,12 +38,32 @@ class GatedStorage final : public Storage {
     co_await pass();
     co_await durable.save_snapshot(std::move(snapshot), action);
   }
+  // Its appends wait for the gate too.
+  std::unique_ptr<SnapshotSink> snapshot_sink(LogIndex, Term) override {
+    return std::make_unique<GatedSink>(*this);
+  }
   void open() noexcept { gate_.set(); }
   void close() noexcept { gate_.reset(); }
 
   MemStorage durable;
 
  private:
+  class GatedSink final : public SnapshotSink {
+   public:
+    explicit GatedSink(GatedStorage& storage) : storage_(storage) {}
+    std::uint64_t size() const noexcept override { return inner_.size(); }
+    std::uint32_t crc() const noexcept override { return inner_.crc(); }
+    Task<void> append(std::string bytes) override {
+      co_await storage_.pass();
+      co_await inner_.append(std::move(bytes));
+    }
+    Task<SnapshotData> finish() override { return inner_.finish(); }
+
+   private:
+    GatedStorage& storage_;
+    MemorySnapshotSink inner_;
+  };
+
   Task<void> pass() { co_await gate_.wait(); }  // Waiters wake in the order they came.
   Event gate_;
 };
@@ -308,6 +328,40 @@ Task<void> chunks_with_bad_checksum(Node* node, GatedStorage* storage) {
   CHECK((co_await snapshot_reply(node, right)).installed);
   REQUIRE(storage->durable.snapshot().has_value());
   CHECK(storage->durable.snapshot()->data == "new-state");
+}
+
+// The leader, having heard nothing of a chunk still being written (a slow disk), sends the
+// next one: it is refused at once, so the sink sees one append at a time and the last
+// chunk's checks never run ahead of the bytes before it.
+Task<void> chunk_while_writing(Node* node, GatedStorage* storage) {
+  co_await enter_term_2(node);
+  const NodeId leader{1};
+  const std::uint32_t crc = SnapshotData("new-state").crc();
+  const InstallSnapshotArgs first{Term{2}, leader, LogIndex{50}, Term{2}, 0, "new-", false};
+  const InstallSnapshotArgs last{Term{2}, leader, LogIndex{50}, Term{2}, 4, "state", true, crc};
+  Scope scope;
+  std::optional<Message> first_reply;
+  std::optional<Message> last_reply;
+  storage->close();
+  scope.spawn(ask(node, leader, first, &first_reply));
+  co_await sleep_for(10ms);
+  scope.spawn(ask(node, leader, last, &last_reply));
+  co_await sleep_for(10ms);
+  CHECK_FALSE(first_reply.has_value());  // Its bytes wait for the disk.
+  REQUIRE(last_reply.has_value());       // Refused without waiting.
+  CHECK_FALSE(std::get<InstallSnapshotReply>(*last_reply).installed);
+  CHECK(std::get<InstallSnapshotReply>(*last_reply).next_offset == 4);
+  storage->open();
+  co_await scope.join();
+  REQUIRE(first_reply.has_value());
+  CHECK(std::get<InstallSnapshotReply>(*first_reply).next_offset == 4);
+  CHECK((co_await snapshot_reply(node, last)).installed);
+  REQUIRE(storage->durable.snapshot().has_value());
+  CHECK(storage->durable.snapshot()->data == "new-state");
+}
+
+TEST_CASE("a chunk that arrives while the one before it is being written is refused") {
+  run_on_node(chunk_while_writing);
 }
 
 TEST_CASE("a snapshot whose bytes do not match the leader's checksum is not installed") {
