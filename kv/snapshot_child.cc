@@ -34,6 +34,10 @@ bool write_fully(int fd, std::string_view bytes) {
 // the parent's (the loop, files, logs, atexit handlers) runs in it.
 [[noreturn]] void run_child(const Store& store, int fd) {
   ::prctl(PR_SET_PDEATHSIG, SIGKILL);  // Never outlive the node.
+  // Of the parent's files only the pipe: not the data directory's lock, the listening sockets
+  // or the connections (a socket the parent closes must not stay open here).
+  if (fd != 3) fd = ::dup2(fd, 3);
+  if (fd != 3 || ::close_range(4, ~0U, 0) != 0) ::_exit(1);
   bool ok = true;
   try {
     store.snapshot([&](std::string_view piece) { ok = ok && write_fully(fd, piece); }, kPieceBytes);

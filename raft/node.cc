@@ -468,14 +468,19 @@ Task<Message> Node::handle_install_snapshot(InstallSnapshotArgs args) {
 }
 
 Task<bool> Node::store_chunk(std::shared_ptr<IncomingSnapshot> in, InstallSnapshotArgs args) {
+  // The sink takes nothing else until this chunk is in (and, for the last, finished).
+  struct Writing {
+    IncomingSnapshot& in;
+    explicit Writing(IncomingSnapshot& s) : in(s) { in.writing = true; }
+    ~Writing() { in.writing = false; }
+  };
+  const Writing writing(*in);
   bool stored = true;
-  in->writing = true;
   try {
     co_await in->sink->append(std::move(args.data));
   } catch (const std::runtime_error&) {
     stored = false;  // Storage cannot take it (a full disk): the leader will start over.
   }
-  in->writing = args.done && stored;  // Until finished: the sink takes nothing more.
   if (stored && args.done && in->sink->crc() != args.crc) stored = false;  // Not the leader's bytes.
   if (!stored) {
     if (incoming_ == in) incoming_.reset();
@@ -488,7 +493,6 @@ Task<bool> Node::store_chunk(std::shared_ptr<IncomingSnapshot> in, InstallSnapsh
   } catch (const std::runtime_error&) {
     stored = false;
   }
-  in->writing = false;
   // Across the writes: the node may have stopped, moved to a newer term, started on another
   // snapshot, or committed past this one.
   if (!stored || stopping_ || incoming_ != in || current_term_ != args.term) {

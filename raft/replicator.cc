@@ -243,10 +243,12 @@ void Node::on_append_reply(RoleState& role, NodeId peer, LogIndex sent_last,
     return;
   }
   p.pipelining = false;
-  if (reply.conflict_term == Term{0} && reply.log_length <= p.match_index) {
+  if (reply.conflict_term == Term{0} && reply.log_length > LogIndex{0} &&
+      reply.log_length <= p.match_index) {
     // Its log ends below what it acknowledged: it lost its disk (it restarted on an empty or
-    // an older data directory). What it acknowledged is committed and stays so; it starts
-    // again from where its log ends, with the snapshot if the entries are compacted here.
+    // an older data directory; or this is a stale reply). The commit index stays where it is;
+    // it starts again from where its log ends, with the snapshot if the entries are
+    // compacted here.
     p.match_index = LogIndex{reply.log_length.value - 1};
   }
   // Figure 2, Leaders, 3: on a rejection decrement nextIndex and retry — by a whole term at a
@@ -266,12 +268,20 @@ void Node::send_snapshot_to(RoleState& role, NodeId peer) {
   const std::size_t size = snapshot_.data.size();
   const std::size_t offset = std::min<std::uint64_t>(p.snapshot_offset, size);
   const std::size_t bytes = std::min(config_.snapshot_chunk_bytes, size - offset);
+  std::string data;
+  try {
+    data = snapshot_.data.read(offset, bytes);
+  } catch (const std::runtime_error&) {
+    // Our own snapshot file cannot be read (EIO): try again after a heartbeat interval.
+    p.resend_at = Loop::current().now() + config_.heartbeat_interval;
+    return;
+  }
   InstallSnapshotArgs args{current_term_,
                            self_,
                            snapshot_.last_included_index,
                            snapshot_.last_included_term,
                            offset,
-                           snapshot_.data.read(offset, bytes),
+                           std::move(data),
                            offset + bytes == size,
                            snapshot_.data.crc()};
   ++p.payload_inflight;
@@ -288,6 +298,7 @@ Task<void> Node::send_snapshot(RoleState& role, NodeId peer, InstallSnapshotArgs
   const Stamp stamp = stamp_of(role);
   check_stamp(token, stamp);
   const LogIndex included = args.last_included_index;
+  const std::uint64_t offset = args.offset;
   Message request = std::move(args);
   const TimePoint sent = Loop::current().now();
   const RpcResult result = co_await rpc_.call(peer, std::move(request), config_.rpc_timeout);
@@ -309,6 +320,9 @@ Task<void> Node::send_snapshot(RoleState& role, NodeId peer, InstallSnapshotArgs
   }
   // Go on from where the follower stands (past a lost chunk, or from 0 after its restart).
   if (p.snapshot_index == included) p.snapshot_offset = reply->next_offset;
+  // No progress (the follower is still writing the chunk before, or restarted): not again
+  // at once, after a heartbeat interval.
+  if (reply->next_offset <= offset) p.resend_at = Loop::current().now() + config_.heartbeat_interval;
 }
 
 void Node::on_match(RoleState& role, NodeId peer, LogIndex matched) {

@@ -123,6 +123,9 @@ IoResult UringFiles::lock(int dir_fd, const std::string& name, std::string& hold
 }
 
 void UringFiles::close_now(int fd) noexcept { ::close(fd); }
+void UringFiles::unlink_now(int dir_fd, const std::string& name) noexcept {
+  (void)::unlinkat(dir_fd, name.c_str(), 0);
+}
 
 // --- FaultyFiles ---
 

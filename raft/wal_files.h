@@ -34,6 +34,8 @@ class WalFiles {
   virtual Task<IoResult> fallocate(int fd, int mode, std::uint64_t offset, std::uint64_t length) = 0;
   virtual Task<IoResult> rename(int dir_fd, std::string from, std::string to) = 0;
   virtual Task<IoResult> unlink(int dir_fd, std::string name) = 0;
+  // A blocking unlink, for files given up on where no await is possible (a destructor).
+  virtual void unlink_now(int dir_fd, const std::string& name) noexcept = 0;
   // Synchronous, used only while opening: the names in a directory; the size of a file.
   virtual std::vector<std::string> list(int dir_fd) = 0;
   virtual IoResult file_size(int fd, std::uint64_t& size) = 0;
@@ -61,6 +63,7 @@ class UringFiles final : public WalFiles {
   Task<IoResult> fallocate(int fd, int mode, std::uint64_t offset, std::uint64_t length) override;
   Task<IoResult> rename(int dir_fd, std::string from, std::string to) override;
   Task<IoResult> unlink(int dir_fd, std::string name) override;
+  void unlink_now(int dir_fd, const std::string& name) noexcept override;
   std::vector<std::string> list(int dir_fd) override;
   IoResult file_size(int fd, std::uint64_t& size) override;
   IoResult truncate(int fd, std::uint64_t size) override;
@@ -97,6 +100,9 @@ class FaultyFiles final : public WalFiles {
   Task<IoResult> unlink(int dir_fd, std::string name) override;
   IoResult read_now(int fd, std::span<std::byte> buf, std::uint64_t offset) override {
     return inner_->read_now(fd, buf, offset);
+  }
+  void unlink_now(int dir_fd, const std::string& name) noexcept override {
+    inner_->unlink_now(dir_fd, name);
   }
   std::vector<std::string> list(int dir_fd) override { return inner_->list(dir_fd); }
   IoResult file_size(int fd, std::uint64_t& size) override { return inner_->file_size(fd, size); }

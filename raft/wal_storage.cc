@@ -136,6 +136,17 @@ std::vector<std::byte> snapshot_header(LogIndex index, Term term, std::uint64_t 
 
 }  // namespace
 
+// Removes the temporary snapshot files given up on (a sink dropped half-way, a received
+// snapshot superseded, a copy that failed) at once, while the directory is open, so that a
+// full disk's retries do not fill it further; recovery sweeps any left by a crash or a close.
+struct WalStorage::Temporaries {
+  std::shared_ptr<WalFiles> files;
+  int dir_fd = -1;  // -1 once the storage is closed.
+  void remove(const std::string& name) const noexcept {
+    if (dir_fd >= 0) files->unlink_now(dir_fd, name);
+  }
+};
+
 // A snapshot file's data, read through its own fd (which survives the renames and the unlink
 // that later make it current and then obsolete). Made by a sink under a temporary name, which
 // goes on the storage's list of files to remove unless the storage adopts it as a snapshot.
@@ -143,15 +154,15 @@ class WalStorage::SnapshotFile final : public SnapshotData::Source {
  public:
   SnapshotFile(const void* owner, std::shared_ptr<WalFiles> files, int fd, std::string path,
                LogIndex index, Term term, std::uint64_t size, std::uint32_t crc,
-               std::shared_ptr<std::vector<std::string>> abandoned, std::string temporary)
+               std::shared_ptr<Temporaries> temporaries, std::string temporary)
       : owner_(owner), files_(std::move(files)), fd_(fd), path_(std::move(path)), index_(index),
-        term_(term), size_(size), crc_(crc), abandoned_(std::move(abandoned)),
+        term_(term), size_(size), crc_(crc), temporaries_(std::move(temporaries)),
         temporary_(std::move(temporary)) {}
   SnapshotFile(const SnapshotFile&) = delete;
   SnapshotFile& operator=(const SnapshotFile&) = delete;
   ~SnapshotFile() override {
     files_->close_now(fd_);
-    if (!temporary_.empty()) abandoned_->push_back(temporary_);
+    if (!temporary_.empty()) temporaries_->remove(temporary_);
   }
 
   std::uint64_t size() const noexcept override { return size_; }
@@ -188,7 +199,7 @@ class WalStorage::SnapshotFile final : public SnapshotData::Source {
   Term term_;
   std::uint64_t size_;
   std::uint32_t crc_;
-  std::shared_ptr<std::vector<std::string>> abandoned_;
+  std::shared_ptr<Temporaries> temporaries_;
   mutable std::string temporary_;  // Empty once adopted (or for a recovered snapshot).
 };
 
@@ -197,15 +208,15 @@ class WalStorage::SnapshotFile final : public SnapshotData::Source {
 // write error or a full disk fails the sink, not the storage: nothing durable depends on it.
 class WalStorage::SnapshotFileSink final : public SnapshotSink {
  public:
-  SnapshotFileSink(const void* owner, std::shared_ptr<WalFiles> files, int dir_fd, std::string dir,
+  SnapshotFileSink(const void* owner, std::shared_ptr<WalFiles> files, std::string dir,
                    LogIndex index, Term term, std::string temporary,
-                   std::shared_ptr<std::vector<std::string>> abandoned)
-      : owner_(owner), files_(std::move(files)), dir_fd_(dir_fd), dir_(std::move(dir)), index_(index),
-        term_(term), temporary_(std::move(temporary)), abandoned_(std::move(abandoned)) {}
+                   std::shared_ptr<Temporaries> temporaries)
+      : owner_(owner), files_(std::move(files)), dir_(std::move(dir)), index_(index),
+        term_(term), temporary_(std::move(temporary)), temporaries_(std::move(temporaries)) {}
   ~SnapshotFileSink() override {
     if (fd_ >= 0) {
       files_->close_now(fd_);
-      abandoned_->push_back(temporary_);
+      temporaries_->remove(temporary_);
     }
   }
 
@@ -237,7 +248,7 @@ class WalStorage::SnapshotFileSink final : public SnapshotSink {
     if (const IoResult r = co_await files_->fdatasync(fd_); !r.ok()) broken("cannot sync", r);
     auto file = std::make_shared<SnapshotFile>(owner_, files_, std::exchange(fd_, -1),
                                                dir_ + "/" + temporary_, index_, term_, size_, crc_,
-                                               abandoned_, temporary_);
+                                               temporaries_, temporary_);
     co_return SnapshotData(std::move(file));
   }
 
@@ -245,7 +256,10 @@ class WalStorage::SnapshotFileSink final : public SnapshotSink {
   Task<void> write(std::span<const std::byte> bytes, std::uint64_t offset) {
     if (fd_ < 0) {
       URAFT_ASSERT(!broken_);
-      const IoResult r = co_await files_->open(dir_fd_, temporary_, O_RDWR | O_CREAT | O_TRUNC, 0644);
+      IoResult r{-EBADF};  // Unless the storage is still open.
+      if (temporaries_->dir_fd >= 0) {
+        r = co_await files_->open(temporaries_->dir_fd, temporary_, O_RDWR | O_CREAT | O_TRUNC, 0644);
+      }
       if (!r.ok()) broken("cannot create", r);
       fd_ = r.res;
     }
@@ -264,12 +278,11 @@ class WalStorage::SnapshotFileSink final : public SnapshotSink {
 
   const void* owner_;
   std::shared_ptr<WalFiles> files_;
-  int dir_fd_;
   std::string dir_;
   LogIndex index_;
   Term term_;
   std::string temporary_;
-  std::shared_ptr<std::vector<std::string>> abandoned_;
+  std::shared_ptr<Temporaries> temporaries_;
   static constexpr std::uint64_t kSyncEveryBytes = std::uint64_t{16} << 20;
   int fd_ = -1;
   std::uint64_t size_ = 0;
@@ -742,6 +755,7 @@ WalStorage::WalStorage(std::string dir, WalOptions options)
 WalStorage::~WalStorage() {
   // Writes in flight belong to the writer task: close() must have waited for them.
   URAFT_ASSERT(!writer_running_);
+  if (temporaries_) temporaries_->dir_fd = -1;
   if (!closed_) {
     if (segment_fd_ >= 0) files_->close_now(segment_fd_);
     if (dir_fd_ >= 0) files_->close_now(dir_fd_);
@@ -764,6 +778,7 @@ Task<std::unique_ptr<WalStorage>> WalStorage::open(std::string dir, WalOptions o
   const IoResult dir_fd = files.open_dir(dir);
   if (!dir_fd.ok()) throw WalRecoveryError(dir, 0, "cannot open the data directory: " + dir_fd.message());
   self->dir_fd_ = dir_fd.res;
+  self->temporaries_ = std::make_shared<Temporaries>(Temporaries{self->files_, self->dir_fd_});
   std::string holder;
   const IoResult lock_fd = files.lock(self->dir_fd_, kLockName, holder);
   if (!lock_fd.ok()) {
@@ -834,6 +849,7 @@ Task<void> WalStorage::close() {
   co_await writer_scope_.join();
   closed_ = true;
   if (segment_fd_ >= 0) (void)co_await files_->close(std::exchange(segment_fd_, -1));
+  temporaries_->dir_fd = -1;
   files_->close_now(std::exchange(dir_fd_, -1));
   files_->close_now(std::exchange(lock_fd_, -1));  // Releases the lock.
 }
@@ -1103,8 +1119,8 @@ Task<void> WalStorage::sync(int fd, bool data_only, std::string what) {
 }
 
 std::unique_ptr<SnapshotSink> WalStorage::snapshot_sink(LogIndex index, Term term) {
-  return std::make_unique<SnapshotFileSink>(this, files_, dir_fd_, dir_, index, term,
-                                            temporary_name(index), abandoned_);
+  return std::make_unique<SnapshotFileSink>(this, files_, dir_, index, term,
+                                            temporary_name(index), temporaries_);
 }
 
 std::string WalStorage::temporary_name(LogIndex index) {
@@ -1139,12 +1155,12 @@ Task<SnapshotData> WalStorage::copy_snapshot(const SnapshotRecord& s) {
     }
   } catch (...) {
     files_->close_now(fd);
-    abandoned_->push_back(tmp);
+    temporaries_->remove(tmp);
     throw;
   }
   co_return SnapshotData(std::make_shared<SnapshotFile>(
       this, files_, fd, dir_ + "/" + tmp, s.last_included_index, s.last_included_term,
-      s.data.size(), s.data.crc(), abandoned_, tmp));
+      s.data.size(), s.data.crc(), temporaries_, tmp));
 }
 
 Task<void> WalStorage::write_snapshot(Stage& stage) {
@@ -1179,11 +1195,8 @@ Task<void> WalStorage::write_snapshot(Stage& stage) {
   wal_snapshot_index_ = s.last_included_index;
   wal_hard_state_ = stage.hard_after;
   wal_last_index_ = stage.last_after;
-  // 4. The previous snapshot, the temporaries no one will finish, and the segments the new
-  //    snapshot makes obsolete go.
+  // 4. The previous snapshot and the segments the new one makes obsolete go.
   if (previous > LogIndex{0}) (void)co_await files_->unlink(dir_fd_, snapshot_name(previous));
-  std::vector<std::string> abandoned = std::exchange(*abandoned_, {});
-  for (const std::string& tmp : abandoned) (void)co_await files_->unlink(dir_fd_, tmp);
   co_await compact(s.last_included_index);
 }
 

@@ -111,6 +111,7 @@ class WalStorage final : public Storage {
  private:
   // One group commit or one snapshot, in the order writes were issued.
   struct Stage;
+  struct Temporaries;
   class SnapshotFile;
   class SnapshotFileSink;
   struct Segment {
@@ -181,9 +182,8 @@ class WalStorage final : public Storage {
   std::string write_problem_;
   WalStats stats_;
   std::vector<std::string> warnings_;
-  // Temporary snapshot files no one will finish or save, to remove after the next snapshot.
-  std::shared_ptr<std::vector<std::string>> abandoned_ =
-      std::make_shared<std::vector<std::string>>();
+  // What sinks and snapshot files use to remove their temporaries (set up at open).
+  std::shared_ptr<Temporaries> temporaries_;
   std::uint64_t temporaries_made_ = 0;
 };
 

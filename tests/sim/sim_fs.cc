@@ -281,6 +281,11 @@ Task<IoResult> SimFs::unlink(int dir_fd, std::string name) {
   co_return IoResult{0};
 }
 
+void SimFs::unlink_now(int dir_fd, const std::string& name) noexcept {
+  Fd* d = find(dir_fd);
+  if (d != nullptr && d->dir && d->dir->names.contains(name)) bind(*d->dir, name, nullptr);
+}
+
 std::vector<std::string> SimFs::list(int dir_fd) {
   std::vector<std::string> names;
   if (Fd* d = find(dir_fd); d != nullptr && d->dir) {

@@ -67,6 +67,7 @@ class SimFs final : public WalFiles {
   Task<IoResult> close(int fd) override;
   Task<IoResult> read(int fd, std::span<std::byte> buf, std::uint64_t offset) override;
   IoResult read_now(int fd, std::span<std::byte> buf, std::uint64_t offset) override;
+  void unlink_now(int dir_fd, const std::string& name) noexcept override;
   Task<IoResult> write(int fd, std::span<const std::byte> buf, std::uint64_t offset) override;
   Task<IoResult> fdatasync(int fd) override;
   Task<IoResult> fsync(int fd) override;

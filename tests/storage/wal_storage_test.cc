@@ -258,20 +258,22 @@ Task<void> snapshot_through_sink(std::string dir) {
   co_await wal->save_hard_state(hard(1, 0));
   for (std::uint64_t i = 1; i <= 5; ++i) co_await wal->append(LogIndex(i), one_entry(1, "e"));
   {
-    // Abandoned half-way (a leader's snapshot superseded): its file goes with the next save.
+    // Abandoned half-way (a leader's snapshot superseded): its file goes at once.
     std::unique_ptr<SnapshotSink> abandoned = wal->snapshot_sink(LogIndex(3), Term{1});
     co_await append_pieces(*abandoned, 2);
+    CHECK(temporaries_in(dir).size() == 1);
   }
+  CHECK(temporaries_in(dir).empty());
   std::unique_ptr<SnapshotSink> sink = wal->snapshot_sink(LogIndex(4), Term{1});
   co_await append_pieces(*sink, 3);
   CHECK(sink->size() == 12);
   SnapshotData data = co_await sink->finish();
   CHECK(data == "012345678901");
   CHECK(data.read(3, 4) == "3456");
-  CHECK(temporaries_in(dir).size() == 2);
+  CHECK(temporaries_in(dir).size() == 1);
   SnapshotRecord record{LogIndex(4), Term{1}, data};
   co_await wal->save_snapshot(std::move(record), SnapshotLogAction::kKeepSuffix);
-  // Renamed into place (no copy), the abandoned one removed; the bytes still read.
+  // Renamed into place (no copy); the bytes still read.
   CHECK(temporaries_in(dir).empty());
   const std::vector<std::string> files = test::files_in(dir);
   CHECK(std::count(files.begin(), files.end(), "snapshot-00000000000000000004.snap") == 1);
@@ -288,7 +290,7 @@ Task<void> snapshot_through_sink(std::string dir) {
   co_await again->close();
 }
 
-TEST_CASE("wal: a snapshot written through a sink is renamed into place, and an abandoned one removed") {
+TEST_CASE("wal: a snapshot written through a sink is renamed into place, and an abandoned one removed at once") {
   // Goal: a received or a service's snapshot goes to disk as it arrives and is not copied;
   // temporaries nobody will finish do not pile up.
   TempDir dir;
