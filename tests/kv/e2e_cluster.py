@@ -5,6 +5,7 @@ after kill -9 of the leader without losing acknowledged writes, a restarted node
 (from its own snapshot and through InstallSnapshot), a full stop and start, and a benchmark
 run without errors. Usage: e2e_cluster.py path/to/uraftd [case ...]"""
 
+import contextlib
 import os
 import re
 import shutil
@@ -38,6 +39,27 @@ def cli_retrying(port, *args, timeout=10.0):
         if not out.startswith("TRYAGAIN") or time.monotonic() > deadline:
             return out
         time.sleep(0.05)
+
+
+def set_pipelined(client, keys, value, batch=1000):
+    """SET every key to `value`, `batch` commands per pipeline; each must be answered OK."""
+    for start in range(0, len(keys), batch):
+        part = keys[start:start + batch]
+        client.send_raw(b"".join(Client.encode("SET", k, value) for k in part))
+        for _ in part:
+            assert client.read_reply() == b"OK"
+
+
+@contextlib.contextmanager
+def snapshotting_cluster(uraftd, snapshot_log_bytes):
+    """A running cluster that snapshots every `snapshot_log_bytes`: (cluster, the leader, a
+    follower, a client of the leader)."""
+    with running_cluster(uraftd, extra=["--snapshot-log-bytes", str(snapshot_log_bytes)]) as c:
+        c.start_all()
+        leader = c.leader()
+        cl = Client(c.client_ports[leader])
+        yield c, leader, (leader + 1) % c.n, cl
+        cl.close()
 
 
 def wait_applied_equal(cluster, nodes, timeout=15.0):
@@ -120,10 +142,7 @@ def full_stop_and_start_keeps_data(uraftd):
         c.start_all()
         leader = c.leader()
         cl = Client(c.client_ports[leader])
-        pipeline = b"".join(Client.encode("SET", f"s{k}", "x" * 100) for k in range(1000))
-        cl.send_raw(pipeline)
-        for _ in range(1000):
-            assert cl.read_reply() == b"OK"
+        set_pipelined(cl, [f"s{k}" for k in range(1000)], "x" * 100)
         assert cl.call("INCRBY", "n", 41) == 41
         cl.close()
         applied = wait_applied_equal(c, list(range(c.n)))
@@ -146,19 +165,9 @@ def full_stop_and_start_keeps_data(uraftd):
 def lagging_follower_catches_up_through_a_snapshot(uraftd):
     # Goal: a follower that was down while the log moved past several snapshots is sent one
     # (InstallSnapshot), restores its store from it and applies the same index as the rest.
-    with running_cluster(uraftd, extra=["--snapshot-log-bytes", "50000"]) as c:
-        c.start_all()
-        leader = c.leader()
-        lagging = (leader + 1) % c.n
+    with snapshotting_cluster(uraftd, 50000) as (c, leader, lagging, cl):
         c.stop(lagging)
-        cl = Client(c.client_ports[leader])
-        for round_ in range(5):
-            pipeline = b"".join(Client.encode("SET", f"r{round_}k{k}", "y" * 200)
-                                for k in range(400))
-            cl.send_raw(pipeline)
-            for _ in range(400):
-                assert cl.read_reply() == b"OK"
-        cl.close()
+        set_pipelined(cl, [f"r{k}" for k in range(2000)], "y" * 200, batch=400)
         assert int(info(c.client_ports[leader])["snapshot_index"]) > 0
         c.start(lagging)
         wait_applied_equal(c, list(range(c.n)))
@@ -176,17 +185,8 @@ def follower_with_an_empty_data_dir_catches_up_in_many_chunks(uraftd):
     # leader's file, streamed 1 MiB at a time into the follower's), restores it, and applies
     # the same index, with writes going on meanwhile and no election on the way. The leader
     # took its snapshots in a child process.
-    with running_cluster(uraftd, extra=["--snapshot-log-bytes", "2000000"]) as c:
-        c.start_all()
-        leader = c.leader()
-        wiped = (leader + 1) % c.n
-        cl = Client(c.client_ports[leader])
-        value = "z" * 8192
-        for round_ in range(6):  # About 24 MiB of state.
-            pipeline = b"".join(Client.encode("SET", f"w{round_}k{k}", value) for k in range(500))
-            cl.send_raw(pipeline)
-            for _ in range(500):
-                assert cl.read_reply() == b"OK"
+    with snapshotting_cluster(uraftd, 2000000) as (c, leader, wiped, cl):
+        set_pipelined(cl, [f"w{k}" for k in range(3000)], "z" * 8192, batch=500)  # 24 MiB.
         wait_applied_equal(c, list(range(c.n)))
         term = info(c.client_ports[leader])["term"]
         c.stop(wiped)
@@ -194,7 +194,6 @@ def follower_with_an_empty_data_dir_catches_up_in_many_chunks(uraftd):
         c.start(wiped)
         for k in range(50):  # Writes while it catches up.
             assert cl.call("SET", f"during{k}", "x") == b"OK"
-        cl.close()
         wait_applied_equal(c, list(range(c.n)), timeout=60.0)
         assert info(c.client_ports[leader])["term"] == term, "an election happened"
         assert info(c.client_ports[wiped])["term"] == term
