@@ -336,7 +336,8 @@ class Node final : public RpcHandler {
   bool entries_to_send(const Progress& p) const;
   void send_to(RoleState& role, NodeId peer);
   // A follower behind the snapshot: its next chunk, or a heartbeat while a chunk is out.
-  void send_snapshot_to(RoleState& role, NodeId peer);
+  // False if the chunk cannot be read (then the caller sends a heartbeat instead).
+  bool send_snapshot_to(RoleState& role, NodeId peer);
   Task<void> send_append(RoleState& role, NodeId peer, AppendEntriesArgs args,
                          std::size_t bytes, std::uint64_t seq);
   Task<void> send_snapshot(RoleState& role, NodeId peer, InstallSnapshotArgs args,

@@ -155,8 +155,8 @@ void Node::send_to(RoleState& role, NodeId peer) {
   p.sent_seq = ++role.send_seq;
   ++p.inflight;
   const bool behind_snapshot = p.next_index <= log_.snapshot_index();
-  if (behind_snapshot && p.payload_inflight == 0 && now >= p.resend_at) {
-    send_snapshot_to(role, peer);
+  if (behind_snapshot && p.payload_inflight == 0 && now >= p.resend_at &&
+      send_snapshot_to(role, peer)) {
     return;
   }
   // Entries from next_index; or, while entries or a snapshot chunk are on their way and no
@@ -256,7 +256,7 @@ void Node::on_append_reply(RoleState& role, NodeId peer, LogIndex sent_last,
   p.next_index = next_index_after_reject(log_, p.match_index, reply);
 }
 
-void Node::send_snapshot_to(RoleState& role, NodeId peer) {
+bool Node::send_snapshot_to(RoleState& role, NodeId peer) {
   // The entries the follower needs are compacted away: send the snapshot (Figure 13), from
   // where the follower's last reply said it stands, one chunk per request.
   Progress& p = role.progress[peer.value];
@@ -272,9 +272,10 @@ void Node::send_snapshot_to(RoleState& role, NodeId peer) {
   try {
     data = snapshot_.data.read(offset, bytes);
   } catch (const std::runtime_error&) {
-    // Our own snapshot file cannot be read (EIO): try again after a heartbeat interval.
+    // Our own snapshot file cannot be read (EIO): a heartbeat now, the chunk again after a
+    // heartbeat interval.
     p.resend_at = Loop::current().now() + config_.heartbeat_interval;
-    return;
+    return false;
   }
   InstallSnapshotArgs args{current_term_,
                            self_,
@@ -288,6 +289,7 @@ void Node::send_snapshot_to(RoleState& role, NodeId peer) {
   p.payload_bytes_inflight += bytes;
   role.scope.spawn(
       report_errors(this, send_snapshot(role, peer, std::move(args), bytes, p.sent_seq)));
+  return true;
 }
 
 Task<void> Node::send_snapshot(RoleState& role, NodeId peer, InstallSnapshotArgs args,

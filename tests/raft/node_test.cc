@@ -370,6 +370,44 @@ TEST_CASE("a follower restarted on empty storage gets the snapshot") {
   loop->run(wiped_follower_catches_up(&c));
 }
 
+// A snapshot whose bytes cannot be read (the leader's file gives EIO).
+class UnreadableSnapshot final : public SnapshotData::Source {
+ public:
+  std::uint64_t size() const noexcept override { return 100; }
+  std::uint32_t crc() const noexcept override { return 0; }
+  void read(std::uint64_t, std::span<char>) const override {
+    throw std::runtime_error("cannot read the snapshot: Input/output error");
+  }
+};
+
+// The leader cannot read its snapshot for a follower behind it: it keeps sending that
+// follower heartbeats (which keep it from campaigning), and never runs out of its
+// requests in flight.
+Task<void> unreadable_snapshot_keeps_heartbeats(Cluster* c) {
+  co_await c->start_all();
+  const std::size_t l = co_await c->wait_leader();
+  const std::size_t lagging = (l + 1) % 3;
+  co_await c->crash(lagging);
+  for (int i = 1; i <= 30; ++i)
+    (void)c->servers[l].node->start(numbered("x", static_cast<std::size_t>(i)));
+  CHECK(co_await c->wait_applied(30));
+  const SnapshotData unreadable(std::make_shared<UnreadableSnapshot>());
+  co_await c->servers[l].node->snapshot(LogIndex{25}, unreadable);
+  co_await c->start(lagging);
+  co_await sleep_for(5s);  // Dozens of failed reads, each followed by a heartbeat.
+  const NodeStatus status = c->servers[lagging].node->status();
+  CHECK(status.role == Role::kFollower);
+  CHECK(status.leader_id == NodeId{static_cast<std::uint32_t>(l)});
+  co_await c->stop();
+}
+
+TEST_CASE("a leader that cannot read its snapshot keeps the follower behind it with heartbeats") {
+  // Goal: the mutation "a failed read leaks a request in flight, and no heartbeat goes".
+  auto loop = Loop::simulated({.seed = 3});
+  Cluster c(3);
+  loop->run(unreadable_snapshot_keeps_heartbeats(&c));
+}
+
 TEST_CASE("a snapshot that takes several election timeouts to send costs no election") {
   // Goal: heartbeats keep flowing while the chunks are out: 40 chunks over a 25 ms link
   // take 2 s, against an election timeout of 300-600 ms.
