@@ -7,7 +7,7 @@ packages=(
   build-essential g++ meson ninja-build pkg-config ccache python3
   liburing-dev libboost-context-dev doctest-dev
   libfmt-dev libcli11-dev libspdlog-dev libbenchmark-dev
-  libhiredis-dev redis-tools
+  libhiredis-dev redis-tools redis-server
   "$@"
 )
 

@@ -66,5 +66,6 @@ if command -v clang++ >/dev/null 2>&1 && [ "${URAFT_SKIP_FUZZ:-0}" != 1 ]; then
   run_suites "$build_root/fuzz" --no-rebuild --suite fuzz
   dirs+=("$build_root/fuzz")
 fi
-python3 scripts/count_tests.py "${dirs[@]}" || status=1
+# deps.sh installs redis-server: the byte-for-byte differential test against it must run.
+python3 scripts/count_tests.py --must-run kv_redis_diff "${dirs[@]}" || status=1
 exit $status
