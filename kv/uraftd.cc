@@ -30,6 +30,7 @@ int main(int argc, char** argv) {
       "A follower forwards requests to the leader. Example, node 0 of three:\n"
       "  uraftd --id 0 --peers 127.0.0.1:7001,127.0.0.1:7002,127.0.0.1:7003 --port 6381 "
       "--data-dir /tmp/n0"};
+  app.set_version_flag("--version", std::string("uraftd ") + URAFT_VERSION);
   app.add_option("--id", config.id, "This node's id: its position in --peers, from 0")->required();
   app.add_option("--peers", config.peers,
                  "Every node's peer (Raft) address ip:port, in id order, this node's included")

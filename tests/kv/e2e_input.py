@@ -5,7 +5,9 @@ another cluster id. Each bad client gets an error and/or is closed; every other 
 on being served. Usage: e2e_input.py path/to/uraftd [case ...]"""
 
 import random
+import re
 import socket
+import subprocess
 import time
 
 from e2e_lib import (Client, RespError, case, info, main, redis_cli, rss_kib,
@@ -20,6 +22,14 @@ def assert_serving(port):
         assert c.call("GET", "alive") == b"yes"
     finally:
         c.close()
+
+
+@case
+def version_is_printed(uraftd):
+    # Goal: --version prints the program and its version and exits 0, with no other option.
+    r = subprocess.run([uraftd, "--version"], capture_output=True, text=True, timeout=10)
+    assert r.returncode == 0, r.stderr
+    assert re.fullmatch(r"uraftd \d+\.\d+\.\d+\n", r.stdout), r.stdout
 
 
 @case
