@@ -537,70 +537,63 @@ Task<void> Service::maybe_snapshot(Scope& tasks) {
     try {
       child = std::make_unique<ChildSnapshot>(store_);
     } catch (const std::system_error& e) {
-      spdlog::warn("cannot start the snapshot at index {}: {}; trying again in {} s", index.value,
-                   e.what(), kSnapshotRetry.count());
-      snapshotting_ = false;
-      snapshot_retry_at_ = loop.now() + kSnapshotRetry;
-      ++counters_.snapshot_failures;
+      snapshot_failed(index, e.what());
       co_return;
     }
     counters_.snapshot_fork_usec =
         std::chrono::duration_cast<std::chrono::microseconds>(child->fork_time()).count();
-    tasks.spawn(store_snapshot(this, index, std::move(sink), std::move(child), started));
+    tasks.spawn(store_snapshot(this, index, std::move(sink), std::move(child), {}, started));
     co_return;
   }
   // On a helper thread: nothing may change the store meanwhile, so the applier waits.
-  std::string data;
+  std::string bytes;
   const Store& store = store_;
-  co_await run_on_helper_thread([&store, &data] { store.snapshot(data); });
-  bool appended = true;
-  try {
-    co_await sink->append(std::move(data));
-  } catch (const std::runtime_error& e) {
-    spdlog::warn("cannot write the snapshot at index {}: {}", index.value, e.what());
-    appended = false;
-  }
-  if (appended) {
-    co_await store_snapshot(this, index, std::move(sink), nullptr, started);
-  } else {
-    snapshotting_ = false;
-    snapshot_retry_at_ = loop.now() + kSnapshotRetry;
-    ++counters_.snapshot_failures;
-  }
+  co_await run_on_helper_thread([&store, &bytes] { store.snapshot(bytes); });
+  co_await store_snapshot(this, index, std::move(sink), nullptr, std::move(bytes), started);
 }
 
 Task<void> Service::store_snapshot(Service* self, LogIndex index, std::unique_ptr<SnapshotSink> sink,
-                                   std::unique_ptr<ChildSnapshot> child, TimePoint started) {
+                                   std::unique_ptr<ChildSnapshot> child, std::string bytes,
+                                   TimePoint started) {
   Loop& loop = Loop::current();
   std::string problem;
   SnapshotData data;
   try {
     bool drained = true;
-    if (child) drained = co_await child->drain(*sink);
+    if (child) {
+      drained = co_await child->drain(*sink);
+    } else {
+      co_await sink->append(std::move(bytes));
+    }
     if (!drained) problem = "its child process failed";
     if (problem.empty()) data = co_await sink->finish();
   } catch (const std::runtime_error& e) {
     problem = e.what();  // Storage could not take it (a full disk).
   }
-  self->snapshotting_ = false;
   if (!problem.empty()) {
-    spdlog::warn("the snapshot at index {} failed ({}); trying again in {} s", index.value, problem,
-                 kSnapshotRetry.count());
-    self->snapshot_retry_at_ = loop.now() + kSnapshotRetry;
-    ++self->counters_.snapshot_failures;
+    self->snapshot_failed(index, problem);
     co_return;
   }
+  self->snapshotting_ = false;
   const TimePoint written = loop.now();
-  const std::uint64_t bytes = data.size();
+  const std::uint64_t size = data.size();
   co_await self->node_.snapshot(index, std::move(data));
   ++self->counters_.snapshots_taken;
   const auto ms = [](Duration d) {
     return std::chrono::duration_cast<std::chrono::milliseconds>(d).count();
   };
   spdlog::info("snapshot at index {} ({} bytes; written in {} ms{}, stored in {} ms); log now {} entries",
-               index.value, bytes, ms(written - started),
+               index.value, size, ms(written - started),
                child ? fmt::format(" by a child, fork {} us", self->counters_.snapshot_fork_usec) : "",
                ms(loop.now() - written), self->node_.log_entries());
+}
+
+void Service::snapshot_failed(LogIndex index, std::string_view why) {
+  spdlog::warn("the snapshot at index {} failed ({}); trying again in {} s", index.value, why,
+               kSnapshotRetry.count());
+  snapshotting_ = false;
+  snapshot_retry_at_ = Loop::current().now() + kSnapshotRetry;
+  ++counters_.snapshot_failures;
 }
 
 // --- role changes and timeouts ------------------------------------------------------------

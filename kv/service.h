@@ -160,10 +160,13 @@ class Service final : public RpcHandler {
   void apply_entry(const ApplyMsg& msg);
   Task<void> apply_snapshot(ApplyMsg msg);
   Task<void> maybe_snapshot(Scope& tasks);
-  // Writes the snapshot of everything up to `index` into `sink` (what `child` serializes, if
-  // any; the sink holds it all otherwise) and hands it to the node.
+  // Writes the snapshot of everything up to `index` into `sink` (what `child` serializes, or
+  // else `bytes`) and hands it to the node.
   static Task<void> store_snapshot(Service* self, LogIndex index, std::unique_ptr<SnapshotSink> sink,
-                                   std::unique_ptr<ChildSnapshot> child, TimePoint started);
+                                   std::unique_ptr<ChildSnapshot> child, std::string bytes,
+                                   TimePoint started);
+  // A snapshot could not be made: logged, counted, tried again after kSnapshotRetry.
+  void snapshot_failed(LogIndex index, std::string_view why);
   void propose_queued();
   // Fails the proposals whose entry is no longer in the node's log at its index.
   void fail_cut_proposals();

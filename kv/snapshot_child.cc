@@ -18,8 +18,6 @@
 namespace uraft::kv {
 namespace {
 
-constexpr std::size_t kPieceBytes = std::size_t{1} << 20;
-
 bool write_fully(int fd, std::string_view bytes) {
   while (!bytes.empty()) {
     const ssize_t n = ::write(fd, bytes.data(), bytes.size());
@@ -40,7 +38,7 @@ bool write_fully(int fd, std::string_view bytes) {
   if (fd != 3 || ::close_range(4, ~0U, 0) != 0) ::_exit(1);
   bool ok = true;
   try {
-    store.snapshot([&](std::string_view piece) { ok = ok && write_fully(fd, piece); }, kPieceBytes);
+    store.snapshot([&](std::string_view piece) { ok = ok && write_fully(fd, piece); }, kSnapshotPieceBytes);
   } catch (...) {
     ok = false;
   }
@@ -52,7 +50,7 @@ bool write_fully(int fd, std::string_view bytes) {
 ChildSnapshot::ChildSnapshot(const Store& store) {
   int fds[2];
   if (::pipe2(fds, O_CLOEXEC) != 0) throw std::system_error(errno, std::generic_category(), "pipe2");
-  (void)::fcntl(fds[0], F_SETPIPE_SZ, static_cast<int>(kPieceBytes));  // Fewer, larger reads.
+  (void)::fcntl(fds[0], F_SETPIPE_SZ, static_cast<int>(kSnapshotPieceBytes));  // Fewer, larger reads.
   const auto started = std::chrono::steady_clock::now();
   const pid_t pid = ::fork();
   if (pid == 0) {
@@ -79,7 +77,7 @@ ChildSnapshot::~ChildSnapshot() {
 }
 
 Task<bool> ChildSnapshot::drain(SnapshotSink& sink) {
-  std::string buf(kPieceBytes, '\0');
+  std::string buf(kSnapshotPieceBytes, '\0');
   bool eof = false;
   for (;;) {
     // Offset -1: a pipe has no position.

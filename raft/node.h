@@ -349,6 +349,8 @@ class Node final : public RpcHandler {
   void on_append_reply(RoleState& role, NodeId peer, LogIndex sent_last,
                        const AppendEntriesReply& reply);
   void on_match(RoleState& role, NodeId peer, LogIndex matched);
+  // What failed or made no progress goes again after a heartbeat interval, not in a loop.
+  void resend_later(Progress& p) const;
   void advance_leader_commit(RoleState& role);
   // The leader counts itself toward a majority for the entries on its own disk: after every
   // completed write it looks at the commit index again.

@@ -148,6 +148,10 @@ Task<void> Node::run_heartbeat_clock(RoleState& role) {
   }
 }
 
+void Node::resend_later(Progress& p) const {
+  p.resend_at = Loop::current().now() + config_.heartbeat_interval;
+}
+
 void Node::send_to(RoleState& role, NodeId peer) {
   Progress& p = role.progress[peer.value];
   const TimePoint now = Loop::current().now();
@@ -212,7 +216,7 @@ Task<void> Node::send_append(RoleState& role, NodeId peer, AppendEntriesArgs arg
   const bool missing = payload && sent_last > p.match_index;
   if (!result.ok()) {
     if (missing) {
-      p.resend_at = Loop::current().now() + config_.heartbeat_interval;
+      resend_later(p);
       // A pipelining leader sent later ones past them, so it goes back to sending from the
       // match index, one request at a time.
       if (p.pipelining) {
@@ -225,7 +229,7 @@ Task<void> Node::send_append(RoleState& role, NodeId peer, AppendEntriesArgs arg
   const auto* reply = std::get_if<AppendEntriesReply>(&*result.reply);
   if (reply != nullptr && observe(reply->term)) check_stamp(token, stamp);  // Throws Cancelled.
   if (reply == nullptr || reply->term != stamp.term) {  // Not an answer a correct peer gives.
-    if (missing) p.resend_at = Loop::current().now() + config_.heartbeat_interval;
+    if (missing) resend_later(p);
     co_return;
   }
   on_acked(role, p, seq, sent);
@@ -274,7 +278,7 @@ bool Node::send_snapshot_to(RoleState& role, NodeId peer) {
   } catch (const std::runtime_error&) {
     // Our own snapshot file cannot be read (EIO): a heartbeat now, the chunk again after a
     // heartbeat interval.
-    p.resend_at = Loop::current().now() + config_.heartbeat_interval;
+    resend_later(p);
     return false;
   }
   InstallSnapshotArgs args{current_term_,
@@ -310,7 +314,7 @@ Task<void> Node::send_snapshot(RoleState& role, NodeId peer, InstallSnapshotArgs
   if (reply == nullptr || reply->term != stamp.term) {
     // Lost, refused by the transport, or no answer in our term: the same chunk goes again
     // after a heartbeat interval, never in a loop.
-    p.resend_at = Loop::current().now() + config_.heartbeat_interval;
+    resend_later(p);
     co_return;
   }
   on_acked(role, p, seq, sent);
@@ -324,7 +328,7 @@ Task<void> Node::send_snapshot(RoleState& role, NodeId peer, InstallSnapshotArgs
   if (p.snapshot_index == included) p.snapshot_offset = reply->next_offset;
   // No progress (the follower is still writing the chunk before, or restarted): not again
   // at once, after a heartbeat interval.
-  if (reply->next_offset <= offset) p.resend_at = Loop::current().now() + config_.heartbeat_interval;
+  if (reply->next_offset <= offset) resend_later(p);
 }
 
 void Node::on_match(RoleState& role, NodeId peer, LogIndex matched) {

@@ -40,9 +40,8 @@ std::string SnapshotData::read(std::uint64_t offset, std::size_t max) const {
 
 bool operator==(const SnapshotData& a, const SnapshotData& b) {
   if (a.size() != b.size() || a.crc() != b.crc()) return false;
-  constexpr std::size_t kPiece = std::size_t{1} << 20;
-  for (std::uint64_t at = 0; at < a.size(); at += kPiece) {
-    if (a.read(at, kPiece) != b.read(at, kPiece)) return false;
+  for (std::uint64_t at = 0; at < a.size(); at += kSnapshotPieceBytes) {
+    if (a.read(at, kSnapshotPieceBytes) != b.read(at, kSnapshotPieceBytes)) return false;
   }
   return true;
 }

@@ -4,6 +4,7 @@
 // a second copy of it in memory; MemStorage and SimStorage keep the bytes in memory.
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 #include <memory>
 #include <span>
@@ -14,6 +15,9 @@
 #include "net/types.h"
 
 namespace uraft {
+
+// The piece a snapshot is read, written or checked in when no other size is asked for.
+inline constexpr std::size_t kSnapshotPieceBytes = std::size_t{1} << 20;
 
 // Immutable and cheap to copy (the bytes are shared). Reads block (a file's pages, mostly
 // in the page cache) and may run on any thread; an I/O error throws std::runtime_error.

@@ -715,7 +715,7 @@ struct WalStorage::Impl {
         problem_at = kSnapshotHeaderBytes;
       } else {
         const std::uint64_t header_crc = load_le(h + 12, 4);
-        buf.resize(std::min<std::uint64_t>(length, std::uint64_t{1} << 20));  // h is gone now.
+        buf.resize(std::min<std::uint64_t>(length, kSnapshotPieceBytes));  // h is gone now.
         std::uint32_t crc = 0;
         for (std::uint64_t at = 0; at < length && problem.empty();) {
           const std::size_t n = static_cast<std::size_t>(std::min<std::uint64_t>(buf.size(), length - at));
@@ -1146,9 +1146,8 @@ Task<SnapshotData> WalStorage::copy_snapshot(const SnapshotRecord& s) {
     co_await write_all(fd, snapshot_header(s.last_included_index, s.last_included_term,
                                            s.data.size(), s.data.crc()),
                        0, tmp);
-    constexpr std::size_t kPiece = std::size_t{1} << 20;
-    for (std::uint64_t at = 0; at < s.data.size(); at += kPiece) {
-      const std::string piece = s.data.read(at, kPiece);
+    for (std::uint64_t at = 0; at < s.data.size(); at += kSnapshotPieceBytes) {
+      const std::string piece = s.data.read(at, kSnapshotPieceBytes);
       const auto bytes = as_bytes(piece);
       co_await write_all(fd, std::vector<std::byte>(bytes.begin(), bytes.end()),
                          kSnapshotHeaderBytes + at, tmp);
@@ -1168,10 +1167,12 @@ Task<void> WalStorage::write_snapshot(Stage& stage) {
   const std::string name = snapshot_name(s.last_included_index);
   // 1. The file, whole and durable, under a temporary name: the one a sink of ours wrote
   //    (a received or a service's snapshot), or a copy of bytes from elsewhere.
-  if (SnapshotFile::of(s.data, this, s.last_included_index, s.last_included_term) == nullptr) {
+  const SnapshotFile* own = SnapshotFile::of(s.data, this, s.last_included_index, s.last_included_term);
+  if (own == nullptr) {
     s.data = co_await copy_snapshot(s);
+    own = SnapshotFile::of(s.data, this, s.last_included_index, s.last_included_term);
   }
-  const SnapshotFile& file = *SnapshotFile::of(s.data, this, s.last_included_index, s.last_included_term);
+  const SnapshotFile& file = *own;
   co_await sync(file.fd(), false, file.temporary());
   // 2. Renamed into place, and the rename durable.
   if (const IoResult r = co_await files_->rename(dir_fd_, file.temporary(), name); !r.ok()) {
